@@ -687,6 +687,7 @@ void craft_raft_destroy(struct craft_raft *r)
     outbox_free(&r->outbox[1]);
     entry_vec_free(&r->pool.entries);
     free(r->pool.messages);
+    free(r->pool.spans);
     free(r->pool.read_states);
     entry_vec_free(&r->scratch);
     read_only_free(r);

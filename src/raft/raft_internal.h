@@ -63,6 +63,8 @@ struct ready_pool {
     struct entry_vec entries;
     struct craft_message *messages;
     size_t cap_messages;
+    size_t *spans; /* per message: first entry in entries, count */
+    size_t cap_spans;
     struct craft_read_state *read_states;
     size_t n_read_states, cap_read_states;
     struct craft_snapshot_meta snapshot;

@@ -167,12 +167,15 @@ int craft_raft_ready(struct craft_raft *r, struct craft_ready *rd)
     if (rc != 0) {
         return rc;
     }
-    if (ob->n > 0) {
-        msg_first = malloc(ob->n * 2 * sizeof(*msg_first));
-        if (msg_first == NULL) {
+    if (ob->n * 2 > p->cap_spans) {
+        size_t *v = realloc(p->spans, ob->n * 2 * sizeof(*v));
+        if (v == NULL) {
             return CRAFT_ENOMEM;
         }
+        p->spans = v;
+        p->cap_spans = ob->n * 2;
     }
+    msg_first = p->spans;
     for (i = 0; i < ob->n; i++) {
         const struct out_message *om = &ob->msgs[i];
         size_t first, count;
@@ -192,7 +195,6 @@ int craft_raft_ready(struct craft_raft *r, struct craft_ready *rd)
         p->messages[i].n_entries = (uint32_t)count;
         p->messages[i].entries = count ? p->entries.v + msg_first[2 * i] : NULL;
     }
-    free(msg_first);
     rd->entries = u->n ? p->entries.v + persist_first : NULL;
     rd->n_entries = u->n;
     rd->committed = committed_n ? p->entries.v + committed_first : NULL;
