@@ -66,6 +66,9 @@ enum craft_entry_type {
     CRAFT_ENTRY_METADATA = 2,    /* a normal entry sent to a witness: index and term only */
 };
 
+/* Largest payload of one entry; larger proposals get CRAFT_ETOO_BIG. */
+#define CRAFT_MAX_ENTRY_SIZE (64u * 1024u * 1024u)
+
 struct craft_entry {
     uint64_t term;
     uint64_t index;

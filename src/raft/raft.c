@@ -419,6 +419,18 @@ static bool step_term(struct craft_raft *r, const struct craft_message *m)
     return true;
 }
 
+static bool wakes_quiesced(uint32_t type)
+{
+    return type != CRAFT_MSG_QUIESCE && type != CRAFT_MSG_LOCAL_TICK &&
+           type != CRAFT_MSG_HEARTBEAT_RESP && type != CRAFT_MSG_RATE_LIMIT &&
+           type != CRAFT_MSG_BEAT && type != CRAFT_MSG_CHECK_QUORUM;
+}
+
+static bool is_activity(uint32_t type)
+{
+    return wakes_quiesced(type) && type != CRAFT_MSG_HEARTBEAT;
+}
+
 int craft_raft_step(struct craft_raft *r, const struct craft_message *m)
 {
     handler_fn fn;
@@ -438,13 +450,15 @@ int craft_raft_step(struct craft_raft *r, const struct craft_message *m)
         r->stats.dropped[m->type]++;
         return CRAFT_EINVAL;
     }
+    /* Quiescence ends with any traffic but bookkeeping; the idle count
+     * restarts only with real activity, so heartbeats alone let an idle
+     * group fall quiet. Waking comes before the term checks, so that a
+     * quiesced node whose leader died starts its election clock again. */
+    if (r->quiesced ? wakes_quiesced(m->type) : is_activity(m->type)) {
+        raft_wake(r);
+    }
     if (!step_term(r, m)) {
         return 0;
-    }
-    /* Any traffic but the leader's own quiescence notice and local ticks
-     * ends quiescence. */
-    if (m->type != CRAFT_MSG_QUIESCE && m->type != CRAFT_MSG_LOCAL_TICK) {
-        raft_wake(r);
     }
     fn = handlers[r->role][m->type];
     if (fn == NULL) {

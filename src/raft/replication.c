@@ -518,8 +518,7 @@ int craft_raft_propose(struct craft_raft *r, const void *data, uint32_t len)
     if (r == NULL || (len > 0 && data == NULL)) {
         return CRAFT_EINVAL;
     }
-    if (r->cfg.max_size_per_msg != 0 && len > r->cfg.max_size_per_msg &&
-        len > 64u * 1024 * 1024) {
+    if (len > CRAFT_MAX_ENTRY_SIZE) {
         return CRAFT_ETOO_BIG;
     }
     memset(&e, 0, sizeof(e));
