@@ -28,9 +28,9 @@ void craft_memstore_destroy(struct craft_memstore *ms);
 const struct craft_storage *craft_memstore_storage(struct craft_memstore *ms);
 
 /* Appends entries (data copied). An entry at index i replaces every entry >= i
- * first. Entries must be contiguous and must not start below first_index or
- * above last_index + 1 (CRAFT_EINVAL); entries entirely below first_index
- * (already compacted) are skipped. */
+ * first. Entries must be contiguous and must not start above last_index + 1
+ * (CRAFT_EINVAL); the part of a batch below first_index (already compacted) is
+ * skipped, as etcd's MemoryStorage does. */
 int craft_memstore_append(struct craft_memstore *ms, const struct craft_entry *entries, size_t n);
 
 void craft_memstore_set_hard_state(struct craft_memstore *ms, const struct craft_hard_state *hs);
@@ -47,8 +47,16 @@ int craft_memstore_create_snapshot(struct craft_memstore *ms, uint64_t index,
                                    const struct craft_conf_state *cs);
 
 /* Drops entries up to and including index (index <= the snapshot's index is
- * not required; index <= last_index is). CRAFT_ECOMPACTED if already
- * compacted past index. */
+ * not required; index <= last_index is, else CRAFT_EUNAVAILABLE). Compacting
+ * to the current point again returns 0; below it, CRAFT_ECOMPACTED. Compacted
+ * past the newest snapshot, the store's snapshot() answers
+ * CRAFT_ESNAPSHOT_TEMP until a newer snapshot is created.
+ *
+ * create_snapshot: CRAFT_EUNAVAILABLE past last_index, CRAFT_EINVAL older than
+ * the current snapshot, CRAFT_ECOMPACTED if index was compacted.
+ * apply_snapshot: CRAFT_ECOMPACTED older than the compaction point,
+ * CRAFT_EINVAL when malformed (term 0 with an index or the reverse, counts
+ * above CRAFT_MAX_NODES). */
 int craft_memstore_compact(struct craft_memstore *ms, uint64_t index);
 
 /* Convenience getters. */
