@@ -191,6 +191,13 @@ static int handle_forward_to_leader(struct craft_raft *r, const struct craft_mes
     if (r->leader == 0 || r->leader == r->id) {
         return CRAFT_EDROPPED;
     }
+    /* A read another node forwarded to us (it took us for the leader):
+     * forwarding it again would bring the answer here, where its context
+     * means nothing or, worse, names one of our own reads. */
+    if (m->type == CRAFT_MSG_READ_INDEX && m->from != 0 && m->from != r->id) {
+        r->stats.dropped[m->type]++;
+        return CRAFT_EDROPPED;
+    }
     return replication_forward(r, m);
 }
 
@@ -378,8 +385,13 @@ static void reply_plain(struct craft_raft *r, uint32_t type, uint64_t to, uint64
  * CheckQuorum lease); returns false when the message is done with. */
 static bool step_term(struct craft_raft *r, const struct craft_message *m)
 {
-    if (m->term == 0 || is_local(m->type)) {
+    if (is_local(m->type)) {
         return true;
+    }
+    if (m->term == 0) {
+        /* Only local and forwarded messages travel without a term. */
+        r->stats.dropped[m->type]++;
+        return false;
     }
     if (m->term > r->term) {
         if (m->type == CRAFT_MSG_VOTE || m->type == CRAFT_MSG_PRE_VOTE) {
@@ -434,6 +446,7 @@ static bool is_activity(uint32_t type)
 int craft_raft_step(struct craft_raft *r, const struct craft_message *m)
 {
     handler_fn fn;
+    uint32_t i;
 
     if (r == NULL || m == NULL) {
         return CRAFT_EINVAL;
@@ -446,9 +459,18 @@ int craft_raft_step(struct craft_raft *r, const struct craft_message *m)
         r->stats.dropped[m->type]++;
         return CRAFT_EINVAL;
     }
-    if (m->type == CRAFT_MSG_SNAPSHOT && m->snapshot == NULL) {
+    if (m->type == CRAFT_MSG_SNAPSHOT &&
+        (m->snapshot == NULL || m->snapshot->index == 0 || m->snapshot->term == 0)) {
         r->stats.dropped[m->type]++;
         return CRAFT_EINVAL;
+    }
+    for (i = 0; i < m->n_entries; i++) {
+        const struct craft_entry *e = &m->entries[i];
+        if (e->type > CRAFT_ENTRY_METADATA || (e->len > 0 && e->data == NULL) ||
+            e->len > CRAFT_MAX_ENTRY_SIZE) {
+            r->stats.dropped[m->type]++;
+            return CRAFT_EINVAL;
+        }
     }
     /* Quiescence ends with any traffic but bookkeeping; the idle count
      * restarts only with real activity, so heartbeats alone let an idle
@@ -663,6 +685,15 @@ int craft_raft_create(const struct craft_config *cfg, struct craft_raft **out, c
             goto err_log;
         }
         log_applied_to(&r->log, cfg->applied);
+    } else {
+        /* applied 0: the state machine restarts from the snapshot, which may
+         * lie past the compaction point (first_index - 1). */
+        struct craft_snapshot_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        if (cfg->storage->snapshot(cfg->storage->data, &meta) == 0 &&
+            meta.index > r->log.applied && meta.index <= r->log.committed) {
+            log_applied_to(&r->log, meta.index);
+        }
     }
     r->applying = r->log.applied;
     r->prev_hard_state.term = r->term;
