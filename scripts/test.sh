@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing, builds, runs every test.
 #
-#   scripts/test.sh           build/ (-O2 -g) and build-asan/ (ASan+UBSan), ctest in both
+#   scripts/test.sh           build/ (-O2 -g), build-asan/ (ASan+UBSan) and build-fuzz/
+#                             (clang, libFuzzer targets run for a bounded time), ctest in each
 #   scripts/test.sh --quick   build/ only
 #
 # Prints "N passed, N failed" (summed over the ctest runs) as its last line and
@@ -75,6 +76,14 @@ run_suite build -DCRAFT_SANITIZE=OFF -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS:-2000}
 if [ "$quick" -eq 0 ]; then
     run_suite build-asan -DCRAFT_SANITIZE=ON \
         -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS_ASAN:-500}" || status=1
+fi
+
+# Fuzz targets (libFuzzer, clang): every decoder and the core's step function,
+# each run for a bounded time (CRAFT_FUZZ_SECONDS, default 20) from a fixed seed.
+if [ "$quick" -eq 0 ]; then
+    run_suite build-fuzz -DCMAKE_C_COMPILER=clang -DCRAFT_FUZZ=ON -DCRAFT_SANITIZE=OFF \
+        -DCRAFT_FUZZ_SECONDS="${CRAFT_FUZZ_SECONDS:-20}" \
+        -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS_FUZZ:-200}" || status=1
 fi
 
 if [ "$total_failed" -ne 0 ]; then
