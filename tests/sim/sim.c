@@ -50,6 +50,9 @@
  * the seeds choose. */
 #define LIVENESS_ELECTION_TIMEOUTS 60
 
+/* Index of the crash-heavy profile in profiles[]. */
+#define PROFILE_CRASHES 1
+
 #define MAX_VOTERS 7
 #define MIN_VOTERS 3
 #define TRACE_TAIL 40
@@ -77,6 +80,7 @@ struct sim {
     struct cluster_options o;
     uint64_t rng;
     uint64_t proposal_seq;
+    uint32_t profile; /* index in profiles[] */
     struct sim_stats *stats;
 };
 
@@ -283,7 +287,8 @@ static void act_partition(struct sim *s)
 
 static void act_crash(struct sim *s)
 {
-    uint64_t id = chance(s, 40) ? cluster_leader(s->c) : 0;
+    /* Leaders most often: that is where crashes matter (Raft paper, Figure 8). */
+    uint64_t id = chance(s, s->profile == PROFILE_CRASHES ? 80 : 40) ? cluster_leader(s->c) : 0;
 
     if (id == 0) {
         id = random_node(s, CLUSTER_NODE_UP);
@@ -450,37 +455,95 @@ static void act_snapshot(struct sim *s)
     }
 }
 
+enum action {
+    ACT_PROPOSE,
+    ACT_READ,
+    ACT_NETWORK,
+    ACT_PARTITION,
+    ACT_HEAL_NETWORK,
+    ACT_CRASH,
+    ACT_RESTART,
+    ACT_CONF_CHANGE,
+    ACT_TRANSFER,
+    ACT_CAMPAIGN,
+    ACT_SNAPSHOT,
+    ACT_NOTHING,
+    ACT_COUNT
+};
+
+/* Fault profiles: each seed draws one, which sets how often each action is
+ * chosen (relative weights). Mixed faults find most bugs; the focused ones
+ * reach deeper into one area, e.g. the crash-heavy profile produces the
+ * leader changes of the Raft paper's Figure 8. */
+struct profile {
+    const char *name;
+    uint32_t weights[ACT_COUNT];
+};
+
+static const struct profile profiles[] = {
+    /*            propose read net part heal crash rst conf xfer camp snap nothing */
+    {"mixed", {38, 8, 6, 6, 6, 5, 7, 7, 4, 2, 3, 8}},
+    {"crashes", {40, 6, 2, 2, 4, 14, 18, 2, 2, 2, 3, 5}},
+    {"partitions", {38, 6, 4, 16, 12, 2, 3, 3, 3, 3, 2, 8}},
+    {"membership", {34, 6, 4, 4, 6, 4, 6, 22, 4, 1, 3, 6}},
+    {"lossy", {40, 10, 20, 4, 4, 2, 3, 4, 3, 2, 3, 5}},
+};
+
+#define N_PROFILES (sizeof(profiles) / sizeof(profiles[0]))
+
 static void fault_action(struct sim *s)
 {
-    uint64_t r = below(s, 100);
+    const struct profile *p = &profiles[s->profile];
+    uint32_t total = 0, r, a;
 
-    if (r < 38) {
+    for (a = 0; a < ACT_COUNT; a++) {
+        total += p->weights[a];
+    }
+    r = (uint32_t)below(s, total);
+    for (a = 0; a + 1 < ACT_COUNT && r >= p->weights[a]; a++) {
+        r -= p->weights[a];
+    }
+    switch (a) {
+    case ACT_PROPOSE:
         act_propose(s);
-    } else if (r < 46) {
+        break;
+    case ACT_READ:
         act_read(s);
-    } else if (r < 52) {
+        break;
+    case ACT_NETWORK:
         act_network(s);
-    } else if (r < 58) {
+        break;
+    case ACT_PARTITION:
         act_partition(s);
-    } else if (r < 64) {
+        break;
+    case ACT_HEAL_NETWORK:
         cluster_heal_network(s->c);
-    } else if (r < 69) {
+        break;
+    case ACT_CRASH:
         act_crash(s);
-    } else if (r < 76) {
+        break;
+    case ACT_RESTART:
         act_restart(s);
-    } else if (r < 83) {
+        break;
+    case ACT_CONF_CHANGE:
         act_conf_change(s);
-    } else if (r < 87) {
+        break;
+    case ACT_TRANSFER:
         act_transfer(s);
-    } else if (r < 89) {
+        break;
+    case ACT_CAMPAIGN: {
         uint64_t id = random_node(s, CLUSTER_NODE_UP);
         if (id != 0) {
             cluster_campaign(s->c, id);
         }
-    } else if (r < 92) {
+        break;
+    }
+    case ACT_SNAPSHOT:
         act_snapshot(s);
-    } else {
-        /* Quiet spell: let the cluster make progress. */
+        break;
+    default:
+        /* A quiet spell: let the cluster make progress. */
+        break;
     }
 }
 
@@ -590,9 +653,11 @@ static bool run_seed(const struct sim_args *args, struct sim_stats *stats, FILE 
     s.stats = stats;
     s.rng = mix64(args->seed * 0x2545f4914f6cdd1dull + 17);
     choose_options(&s, &s.o);
-    fault_steps = args->steps != 0 ? args->steps : 2000 + below(&s, 6000);
+    s.profile = (uint32_t)below(&s, N_PROFILES);
+    fault_steps = args->steps != 0 ? args->steps : 3000 + below(&s, 9000);
     if (args->verbose) {
         print_options(out, &s.o, fault_steps);
+        fprintf(out, "faults: %s\n", profiles[s.profile].name);
     }
     rc = cluster_create(&s.c, &s.o);
     if (rc != 0) {
@@ -630,6 +695,7 @@ static bool run_seed(const struct sim_args *args, struct sim_stats *stats, FILE 
     if (!ok) {
         if (!args->verbose) {
             print_options(out, &s.o, fault_steps);
+            fprintf(out, "faults: %s\n", profiles[s.profile].name);
         }
         fprintf(out, "sim: seed %" PRIu64 " FAILED at step %" PRIu64 " (time %" PRIu64 "): %s\n",
                 args->seed, cluster_steps(s.c), cluster_now(s.c), failure);
