@@ -169,20 +169,20 @@ void wal_record_stamp(uint8_t *rec, uint64_t lsn, uint64_t unit_last)
 
 #define CONF_LISTS 5
 
-static size_t conf_size(const struct craft_conf_state *cs)
+size_t wal_conf_size(const struct craft_conf_state *cs)
 {
     return 24 + 8 * ((size_t)cs->n_voters + cs->n_voters_outgoing + cs->n_learners +
                      cs->n_learners_next + cs->n_witnesses);
 }
 
-static bool conf_valid(const struct craft_conf_state *cs)
+bool wal_conf_valid(const struct craft_conf_state *cs)
 {
     return cs->n_voters <= CRAFT_MAX_NODES && cs->n_voters_outgoing <= CRAFT_MAX_NODES &&
            cs->n_learners <= CRAFT_MAX_NODES && cs->n_learners_next <= CRAFT_MAX_NODES &&
            cs->n_witnesses <= CRAFT_MAX_NODES;
 }
 
-static uint8_t *conf_put(uint8_t *p, const struct craft_conf_state *cs)
+uint8_t *wal_conf_put(uint8_t *p, const struct craft_conf_state *cs)
 {
     const uint32_t counts[CONF_LISTS] = {cs->n_voters, cs->n_voters_outgoing, cs->n_learners,
                                          cs->n_learners_next, cs->n_witnesses};
@@ -199,7 +199,7 @@ static uint8_t *conf_put(uint8_t *p, const struct craft_conf_state *cs)
 }
 
 /* Decodes a membership at *p (bounded by end); advances *p. */
-static bool conf_get(const uint8_t **pp, const uint8_t *end, struct craft_conf_state *cs)
+bool wal_conf_get(const uint8_t **pp, const uint8_t *end, struct craft_conf_state *cs)
 {
     const uint8_t *p = *pp;
     if (end - p < 24)
@@ -283,29 +283,29 @@ int wal_encode_hard_state(struct wal_buf *b, uint64_t group, const struct craft_
 
 int wal_encode_conf_state(struct wal_buf *b, uint64_t group, const struct craft_conf_state *cs)
 {
-    if (!conf_valid(cs))
+    if (!wal_conf_valid(cs))
         return CRAFT_EINVAL;
     int rc;
-    uint8_t *p = record_begin(b, WAL_REC_CONF_STATE, 8 + conf_size(cs), &rc);
+    uint8_t *p = record_begin(b, WAL_REC_CONF_STATE, 8 + wal_conf_size(cs), &rc);
     if (p == NULL)
         return rc;
     put_u64(p, group);
-    conf_put(p + 8, cs);
+    wal_conf_put(p + 8, cs);
     return 0;
 }
 
 int wal_encode_snapshot(struct wal_buf *b, uint64_t group, const struct craft_snapshot_meta *m)
 {
-    if (!conf_valid(&m->conf))
+    if (!wal_conf_valid(&m->conf))
         return CRAFT_EINVAL;
     int rc;
-    uint8_t *p = record_begin(b, WAL_REC_SNAPSHOT, 24 + conf_size(&m->conf), &rc);
+    uint8_t *p = record_begin(b, WAL_REC_SNAPSHOT, 24 + wal_conf_size(&m->conf), &rc);
     if (p == NULL)
         return rc;
     put_u64(p, group);
     put_u64(p + 8, m->index);
     put_u64(p + 16, m->term);
-    conf_put(p + 24, &m->conf);
+    wal_conf_put(p + 24, &m->conf);
     return 0;
 }
 
@@ -336,10 +336,10 @@ int wal_encode_group_state(struct wal_buf *b, uint64_t group, const struct craft
                            const struct craft_conf_state *cs, const struct craft_snapshot_meta *snap,
                            uint64_t compact_index, uint64_t compact_term)
 {
-    if (!conf_valid(cs) || !conf_valid(&snap->conf))
+    if (!wal_conf_valid(cs) || !wal_conf_valid(&snap->conf))
         return CRAFT_EINVAL;
     /* group, flags+zero, hs (3), compact (2), snapshot index, term, conf, conf */
-    size_t payload = 8 + 8 + 24 + 16 + 16 + conf_size(&snap->conf) + conf_size(cs);
+    size_t payload = 8 + 8 + 24 + 16 + 16 + wal_conf_size(&snap->conf) + wal_conf_size(cs);
     int rc;
     uint8_t *p = record_begin(b, WAL_REC_GROUP_STATE, payload, &rc);
     if (p == NULL)
@@ -353,8 +353,8 @@ int wal_encode_group_state(struct wal_buf *b, uint64_t group, const struct craft
     put_u64(p + 48, compact_term);
     put_u64(p + 56, snap->index);
     put_u64(p + 64, snap->term);
-    p = conf_put(p + 72, &snap->conf);
-    conf_put(p, cs);
+    p = wal_conf_put(p + 72, &snap->conf);
+    wal_conf_put(p, cs);
     return 0;
 }
 
@@ -437,7 +437,7 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
         return WAL_DEC_OK;
     case WAL_REC_CONF_STATE:
         p += 8;
-        if (!conf_get(&p, end, &rec->conf) || p != end)
+        if (!wal_conf_get(&p, end, &rec->conf) || p != end)
             return WAL_DEC_BAD_PAYLOAD;
         return WAL_DEC_OK;
     case WAL_REC_SNAPSHOT:
@@ -446,7 +446,7 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
         rec->snap.index = get_u64(p + 8);
         rec->snap.term = get_u64(p + 16);
         p += 24;
-        if (!conf_get(&p, end, &rec->snap.conf) || p != end)
+        if (!wal_conf_get(&p, end, &rec->snap.conf) || p != end)
             return WAL_DEC_BAD_PAYLOAD;
         return WAL_DEC_OK;
     case WAL_REC_COMPACT:
@@ -476,7 +476,7 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
         rec->snap.index = get_u64(p + 56);
         rec->snap.term = get_u64(p + 64);
         p += 72;
-        if (!conf_get(&p, end, &rec->snap.conf) || !conf_get(&p, end, &rec->conf) || p != end)
+        if (!wal_conf_get(&p, end, &rec->snap.conf) || !wal_conf_get(&p, end, &rec->conf) || p != end)
             return WAL_DEC_BAD_PAYLOAD;
         return WAL_DEC_OK;
     case WAL_REC_REMOVE_GROUP:

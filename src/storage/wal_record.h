@@ -108,6 +108,13 @@ int wal_encode_group_state(struct wal_buf *b, uint64_t group, const struct craft
                            uint64_t compact_index, uint64_t compact_term);
 int wal_encode_remove_group(struct wal_buf *b, uint64_t group);
 
+/* Membership codec (also used by snapshot files): 24 bytes of counts and
+ * flags, then the ids. get is bounded by end and advances *p. */
+size_t wal_conf_size(const struct craft_conf_state *cs);
+bool wal_conf_valid(const struct craft_conf_state *cs);
+uint8_t *wal_conf_put(uint8_t *p, const struct craft_conf_state *cs);
+bool wal_conf_get(const uint8_t **p, const uint8_t *end, struct craft_conf_state *cs);
+
 /* Bytes a record with this payload takes on disk, padding included. */
 size_t wal_record_size(uint32_t payload_len);
 /* Payload length of the (unstamped or stamped) record at rec. */

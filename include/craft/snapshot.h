@@ -1,0 +1,118 @@
+/* craft snapshot store: the state machine's snapshots on disk, per group.
+ *
+ * A snapshot is a file in the store's directory named after its group, index
+ * and term, holding a header, the snapshot metadata (index, term, membership),
+ * the state machine's data, and a trailer with the data's length and CRC32C.
+ * Writing goes to a temporary file that is fdatasynced, renamed into place,
+ * and the directory fsynced: a snapshot file with its final name is always
+ * complete. The newest N per group are kept (retain), older ones deleted.
+ *
+ * Sending to a follower: open the newest valid snapshot and read its data in
+ * chunks. Receiving from a leader: begin, write the chunks as they arrive (in
+ * order), finish. Opening verifies every checksum first (one extra pass over
+ * the data), so a reader never streams a damaged snapshot.
+ *
+ * Order with the log (docs/storage.md): write the snapshot here first, then
+ * record its metadata in the log store (save_snapshot), then compact. On
+ * start, craft_storage_reconcile repairs the one crash window in between.
+ *
+ * Errors: 0 or a negative CRAFT_E* / CRAFT_STORAGE_E* code, with context in
+ * craft_snapshot_store_errmsg. An fdatasync failure is fatal (the store stops:
+ * CRAFT_STORAGE_EFATAL from then on), as in the WAL.
+ *
+ * Threading: a store may be used by one thread at a time; a reader or writer
+ * belongs to one thread at a time, and several may be open at once.
+ */
+#ifndef CRAFT_SNAPSHOT_H
+#define CRAFT_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft.h"
+#include "vfs.h"
+#include "wal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct craft_snapshot_store_options {
+    struct craft_vfs *vfs; /* NULL: craft_vfs_posix() */
+    uint32_t retain;       /* snapshots kept per group (>= 1); 0: default 2 */
+    /* As craft_wal_options.log: damaged snapshots skipped, deletions. */
+    void (*log)(void *arg, int level, const char *message);
+    void *log_arg;
+};
+
+void craft_snapshot_store_options_init(struct craft_snapshot_store_options *opts);
+
+struct craft_snapshot_store;
+
+/* Opens the store in dir (created if absent) and removes leftover temporary
+ * files of writes that never finished. */
+int craft_snapshot_store_open(const char *dir, const struct craft_snapshot_store_options *opts,
+                              struct craft_snapshot_store **out, char *err, size_t err_cap);
+void craft_snapshot_store_close(struct craft_snapshot_store *store);
+const char *craft_snapshot_store_errmsg(const struct craft_snapshot_store *store);
+
+/* ---- writing ---- */
+struct craft_snapshot_writer;
+
+/* Starts a snapshot of group with meta (copied). */
+int craft_snapshot_write_begin(struct craft_snapshot_store *store, uint64_t group,
+                               const struct craft_snapshot_meta *meta,
+                               struct craft_snapshot_writer **out);
+/* Appends len bytes of data, which start at offset in the snapshot's data:
+ * offset must equal the bytes written so far (CRAFT_EINVAL otherwise, e.g. a
+ * chunk lost or repeated in transit; the writer stays usable). The bytes are
+ * copied. */
+int craft_snapshot_write(struct craft_snapshot_writer *w, uint64_t offset, const void *buf,
+                         size_t len);
+/* Makes the snapshot durable under its final name and applies retention.
+ * Frees the writer, whatever the result (on failure nothing is left behind). */
+int craft_snapshot_write_finish(struct craft_snapshot_writer *w);
+/* Drops the snapshot being written and frees the writer. */
+void craft_snapshot_write_abort(struct craft_snapshot_writer *w);
+
+/* ---- reading ---- */
+struct craft_snapshot_reader;
+
+/* Opens the newest snapshot of group whose checksums all verify, skipping
+ * (with a log line) damaged ones. CRAFT_STORAGE_ENOENT if there is none. */
+int craft_snapshot_open_newest(struct craft_snapshot_store *store, uint64_t group,
+                               struct craft_snapshot_reader **out);
+const struct craft_snapshot_meta *craft_snapshot_reader_meta(const struct craft_snapshot_reader *r);
+uint64_t craft_snapshot_reader_size(const struct craft_snapshot_reader *r); /* data bytes */
+/* Reads the next bytes of data, at most cap; *n is 0 at the end. */
+int craft_snapshot_read(struct craft_snapshot_reader *r, void *buf, size_t cap, size_t *n);
+void craft_snapshot_reader_close(struct craft_snapshot_reader *r);
+
+/* ---- listing and retention ---- */
+struct craft_snapshot_info {
+    uint64_t group, index, term;
+};
+
+/* Snapshots of group by file name (not verified), newest first: at most cap
+ * into out, *n the total. group 0: every group. */
+int craft_snapshot_list(struct craft_snapshot_store *store, uint64_t group,
+                        struct craft_snapshot_info *out, size_t cap, size_t *n);
+/* Deletes all but the newest keep snapshots of group. */
+int craft_snapshot_retain(struct craft_snapshot_store *store, uint64_t group, uint32_t keep);
+
+/* ---- recovery across log and snapshots ----
+ *
+ * For every group with a snapshot, makes the log agree with the newest valid
+ * snapshot: if the log's snapshot marker is older (a crash between finishing
+ * the snapshot and recording it), records it (save_snapshot) and syncs. If the
+ * log records a snapshot newer than any valid snapshot file, the entries it
+ * compacted are gone: CRAFT_ECORRUPT, with the group named in err. */
+int craft_storage_reconcile(struct craft_log_store *log, struct craft_snapshot_store *snaps,
+                            char *err, size_t err_cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRAFT_SNAPSHOT_H */
