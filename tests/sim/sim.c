@@ -776,9 +776,13 @@ static void demo_observer(void *arg, const struct cluster_event *ev)
         if (ev->b == CRAFT_ROLE_LEADER) {
             demo_say(d->c, "node %u wins the election: leader of term %" PRIu64, ev->node, ev->c);
         } else if (ev->b == CRAFT_ROLE_CANDIDATE) {
-            demo_say(d->c, "node %u times out and campaigns in term %" PRIu64, ev->node, ev->c);
+            demo_say(d->c, "node %u campaigns in term %" PRIu64 ", asking for votes", ev->node,
+                     ev->c);
         } else if (ev->b == CRAFT_ROLE_PRE_CANDIDATE) {
-            demo_say(d->c, "node %u times out and asks for pre-votes", ev->node);
+            demo_say(d->c,
+                     "node %u hears no leader for an election timeout: asks for pre-votes "
+                     "(Raft thesis 9.6)",
+                     ev->node);
         } else if (ev->a == CRAFT_ROLE_LEADER) {
             demo_say(d->c, "node %u steps down to %s in term %" PRIu64, ev->node,
                      craft_role_name((uint32_t)ev->b), ev->c);

@@ -246,6 +246,26 @@ static void record_applied(struct net_node *n, const struct craft_entry *e)
     }
 }
 
+void net_send(struct net *net, const struct craft_message *m)
+{
+    enqueue(net, m);
+}
+
+void net_persist(struct net *net, uint64_t id, const struct craft_ready *rd)
+{
+    struct net_node *n = net_node(net, id);
+
+    if (rd->snapshot != NULL) {
+        assert_int_equal(craft_memstore_apply_snapshot(n->store, rd->snapshot), 0);
+    }
+    if (rd->n_entries > 0) {
+        assert_int_equal(craft_memstore_append(n->store, rd->entries, rd->n_entries), 0);
+    }
+    if (rd->has_hard_state) {
+        craft_memstore_set_hard_state(n->store, &rd->hard_state);
+    }
+}
+
 bool net_ready(struct net *net, uint64_t id)
 {
     struct net_node *n = net_node(net, id);
@@ -269,15 +289,7 @@ bool net_ready(struct net *net, uint64_t id)
         enqueue(net, &rd.messages[i]);
     }
     /* 1. Persist. */
-    if (rd.snapshot != NULL) {
-        assert_int_equal(craft_memstore_apply_snapshot(n->store, rd.snapshot), 0);
-    }
-    if (rd.n_entries > 0) {
-        assert_int_equal(craft_memstore_append(n->store, rd.entries, rd.n_entries), 0);
-    }
-    if (rd.has_hard_state) {
-        craft_memstore_set_hard_state(n->store, &rd.hard_state);
-    }
+    net_persist(net, id, &rd);
     /* 3. Apply. */
     if (rd.snapshot != NULL) {
         n->snapshot_index = rd.snapshot->index;

@@ -116,6 +116,12 @@ size_t net_deliver(struct net *net);
 /* Ready cycles and deliveries until the network is quiet. */
 void net_stabilize(struct net *net);
 
+/* Puts a copy of m (entries and snapshot metadata included) on the network,
+ * as if node m->from had sent it: for tests that run a ready cycle by hand. */
+void net_send(struct net *net, const struct craft_message *m);
+/* Persists rd on node id's store as step 1 of the ready cycle does. */
+void net_persist(struct net *net, uint64_t id, const struct craft_ready *rd);
+
 /* Steps m into node to (whatever m.to says), then runs its ready. */
 int net_step(struct net *net, uint64_t to, const struct craft_message *m);
 

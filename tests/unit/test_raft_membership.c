@@ -442,6 +442,107 @@ static void test_4_1_membership_recovered_from_log_on_restart(void **state)
     net_destroy(net);
 }
 
+/* Raft thesis 4.2.2: a leader demoted to a non-voting member steps down and
+ * keeps following as one. */
+static void test_4_2_2_demoted_leader_steps_down(void **state)
+{
+    struct net *net = group(3, NULL);
+    struct craft_conf_change cc = net_cc1(CRAFT_TRANSITION_AUTO, CRAFT_CC_ADD_NON_VOTING, 1);
+    uint64_t leader;
+
+    (void)state;
+    assert_int_equal(net_propose_cc(net, 1, &cc), 0);
+    net_tick(net, 1, 1);
+    assert_int_equal(craft_raft_role(net_raft(net, 1)), CRAFT_ROLE_NON_VOTING);
+    net_tick_all(net, 40);
+    leader = net_leader(net);
+    assert_true(leader == 2 || leader == 3);
+    assert_int_equal(net_propose(net, leader, "after"), 0);
+    assert_true(net_applied_has(net, 1, "after"));
+    assert_int_equal(craft_raft_role(net_raft(net, 1)), CRAFT_ROLE_NON_VOTING);
+    net_destroy(net);
+}
+
+/* Raft thesis 4.2.2: a removed server does not disrupt the group: it never
+ * campaigns once it knows it was removed. */
+static void test_4_2_2_removed_follower_does_not_campaign(void **state)
+{
+    struct net *net = group(3, NULL);
+    struct craft_conf_change cc = net_cc1(CRAFT_TRANSITION_AUTO, CRAFT_CC_REMOVE_NODE, 3);
+    struct craft_status st;
+
+    (void)state;
+    assert_int_equal(net_propose_cc(net, 1, &cc), 0);
+    net_tick(net, 1, 1);
+    assert_false(craft_conf_state_contains(conf_of(net, 3), 3));
+    net_tick_all(net, 100);
+    net_status(net, 3, &st);
+    assert_int_equal(st.stats.elections, 0);
+    assert_int_equal(craft_raft_term(net_raft(net, 1)), 1);
+    assert_int_equal(craft_raft_role(net_raft(net, 1)), CRAFT_ROLE_LEADER);
+    net_destroy(net);
+}
+
+/* Raft thesis 4.3: a leader that is only in the outgoing half of a joint
+ * configuration keeps leading until the joint configuration is left, then
+ * steps down. */
+static void test_4_3_leader_removed_through_joint_consensus(void **state)
+{
+    struct net *net = group(4, NULL);
+    struct craft_conf_change cc;
+    uint64_t leader, id;
+
+    (void)state;
+    memset(&cc, 0, sizeof(cc));
+    cc.transition = CRAFT_TRANSITION_AUTO;
+    cc.n_changes = 2;
+    cc.changes[0].type = CRAFT_CC_ADD_VOTER;
+    cc.changes[0].node_id = 4;
+    cc.changes[1].type = CRAFT_CC_REMOVE_NODE;
+    cc.changes[1].node_id = 1;
+    assert_int_equal(net_propose_cc(net, 1, &cc), 0);
+    net_tick(net, 1, 2);
+    for (id = 2; id <= 4; id++) {
+        assert_false(craft_conf_state_is_joint(conf_of(net, id)));
+        assert_false(craft_conf_state_contains(conf_of(net, id), 1));
+    }
+    assert_int_not_equal(craft_raft_role(net_raft(net, 1)), CRAFT_ROLE_LEADER);
+    net_stop(net, 1);
+    net_tick_all(net, 40);
+    leader = net_leader(net);
+    assert_true(leader >= 2 && leader <= 4);
+    assert_int_equal(net_propose(net, leader, "after"), 0);
+    assert_true(net_applied_has(net, 4, "after"));
+    net_destroy(net);
+}
+
+/* A node that missed its own addition learns its membership from the
+ * snapshot it is sent. */
+static void test_4_2_1_membership_from_snapshot(void **state)
+{
+    struct net *net = group(4, NULL);
+    struct craft_conf_change cc = net_cc1(CRAFT_TRANSITION_AUTO, CRAFT_CC_ADD_NON_VOTING, 4);
+    struct craft_status st;
+    struct craft_memstore *ms = net_node(net, 1)->store;
+
+    (void)state;
+    net_isolate(net, 4);
+    assert_int_equal(net_propose_cc(net, 1, &cc), 0);
+    assert_int_equal(net_propose(net, 1, "a"), 0);
+    net_status(net, 1, &st);
+    assert_int_equal(craft_memstore_create_snapshot(ms, st.applied, &st.conf), 0);
+    assert_int_equal(craft_memstore_compact(ms, st.applied), 0);
+    net_heal(net);
+    net_tick(net, 1, 3);
+    assert_int_equal(net_node(net, 4)->snapshot_index, st.applied);
+    net_status(net, 4, &st);
+    assert_int_equal(st.role, CRAFT_ROLE_NON_VOTING);
+    assert_true(craft_conf_state_is_learner(&st.conf, 4));
+    assert_int_equal(net_propose(net, 1, "b"), 0);
+    assert_true(net_applied_has(net, 4, "b"));
+    net_destroy(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +560,10 @@ int main(void)
         cmocka_unit_test(test_4_3_joint_implicit_single_change),
         cmocka_unit_test(test_4_1_invalid_changes_are_refused),
         cmocka_unit_test(test_4_1_membership_recovered_from_log_on_restart),
+        cmocka_unit_test(test_4_2_2_demoted_leader_steps_down),
+        cmocka_unit_test(test_4_2_2_removed_follower_does_not_campaign),
+        cmocka_unit_test(test_4_3_leader_removed_through_joint_consensus),
+        cmocka_unit_test(test_4_2_1_membership_from_snapshot),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
