@@ -827,7 +827,7 @@ static void demo_show_logs(struct demo *d)
         uint32_t st = cluster_node_state(d->c, id);
         struct craft_raft *r = cluster_raft(d->c, id);
         demo_say(d->c,
-                 "   node %" PRIu64 ": %-9s term %-2" PRIu64 " log 1..%-3" PRIu64
+                 "   node %" PRIu64 ": %-13s term %-2" PRIu64 " last log index %-3" PRIu64
                  " applied %" PRIu64,
                  id, st == CLUSTER_NODE_UP ? craft_role_name(craft_raft_role(r)) : "down",
                  r != NULL ? craft_raft_term(r) : 0, craft_memstore_last_index(ms),
