@@ -784,8 +784,10 @@ static void demo_observer(void *arg, const struct cluster_event *ev)
                      "(Raft thesis 9.6)",
                      ev->node);
         } else if (ev->a == CRAFT_ROLE_LEADER) {
-            demo_say(d->c, "node %u steps down to %s in term %" PRIu64, ev->node,
-                     craft_role_name((uint32_t)ev->b), ev->c);
+            demo_say(d->c,
+                     "node %u steps down to %s in term %" PRIu64
+                     " (check-quorum: it no longer hears from a majority)",
+                     ev->node, craft_role_name((uint32_t)ev->b), ev->c);
         }
         break;
     case CLUSTER_EV_CRASH:
