@@ -20,6 +20,14 @@ void craft_config_default(struct craft_config *cfg)
     cfg->step_down_on_removal = true;
 }
 
+/* splitmix64's finalizer: a bijection that scatters nearby inputs. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 static uint64_t rng_next(struct craft_raft *r)
 {
     /* splitmix64: small, fast, and good enough for election jitter. */
@@ -641,7 +649,12 @@ int craft_raft_create(const struct craft_config *cfg, struct craft_raft **out, c
     }
     r->cfg = *cfg;
     r->id = cfg->id;
-    r->rng = cfg->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull);
+    /* Every node's stream is the same Weyl sequence from a different start;
+     * starting at seed ^ id * increment made two nodes' streams shifted
+     * copies of each other (e.g. seed 682: node 3 = node 2 one draw later),
+     * so nodes that reset together drew equal timeouts forever and split
+     * every vote. Mixed starts are unrelated. */
+    r->rng = mix64(cfg->seed ^ mix64(cfg->id));
     rc = log_init(&r->log, cfg->storage);
     if (rc != 0) {
         if (why != NULL) {

@@ -292,6 +292,8 @@ bool net_ready(struct net *net, uint64_t id)
     net_persist(net, id, &rd);
     /* 3. Apply. */
     if (rd.snapshot != NULL) {
+        /* The snapshot replaces the state machine. */
+        free_applied(n);
         n->snapshot_index = rd.snapshot->index;
     }
     for (i = 0; i < rd.n_committed; i++) {
@@ -369,13 +371,19 @@ size_t net_deliver(struct net *net)
         if (net->queue_n == 0) {
             net->queue_start = 0;
         }
-        if (!should_drop(net, &nm.m)) {
+        bool drop = should_drop(net, &nm.m);
+        if (!drop) {
             struct net_node *to = &net->nodes[nm.m.to - 1];
             to->last_step_rc = craft_raft_step(to->raft, &nm.m);
             if (nm.m.type < CRAFT_MSG_TYPE_COUNT) {
                 net->delivered[nm.m.type]++;
             }
             done++;
+        }
+        if (net->report_snapshots && nm.m.type == CRAFT_MSG_SNAPSHOT && nm.m.from >= 1 &&
+            nm.m.from <= NET_MAX_NODES && net->nodes[nm.m.from - 1].used &&
+            net->nodes[nm.m.from - 1].up) {
+            craft_raft_report_snapshot(net->nodes[nm.m.from - 1].raft, nm.m.to, drop);
         }
         free_msg(&nm);
     }

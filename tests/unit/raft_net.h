@@ -50,7 +50,8 @@ struct net_node {
     struct craft_memstore *store;
     struct craft_raft *raft;
 
-    /* The state machine: what was applied, in order. */
+    /* The state machine: what was applied, in order, since the last
+     * snapshot installed (which replaces it) or restart. */
     struct net_applied *applied;
     size_t n_applied, cap_applied;
     uint64_t snapshot_index; /* last snapshot installed by a ready */
@@ -81,6 +82,10 @@ struct net {
     uint32_t drop_types; /* bit per message type: drop every message of it */
     net_intercept_fn intercept;
     void *intercept_arg;
+    /* Act as a transport that reports each snapshot message's fate to its
+     * sender (craft_raft_report_snapshot): failed when dropped, done when
+     * delivered. Off by default so tests can drive it by hand. */
+    bool report_snapshots;
     uint64_t sent[CRAFT_MSG_TYPE_COUNT];      /* messages put on the network */
     uint64_t delivered[CRAFT_MSG_TYPE_COUNT]; /* messages stepped into a node */
 };

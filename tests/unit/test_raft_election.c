@@ -498,6 +498,131 @@ static void test_etcd7280_no_campaign_with_unapplied_conf_change(void **state)
     net_destroy(net);
 }
 
+/* Raft thesis 9.6 (etcd's TestNodeWithSmallerTermCanCompleteElection): with
+ * PreVote, a node whose term is behind still gets elected once the node with
+ * the higher term is gone, because pre-vote rejections carry the term. */
+static void test_9_6_prevote_node_with_smaller_term_completes_election(void **state)
+{
+    struct craft_config cfg;
+    struct net *net;
+
+    (void)state;
+    net_default_config(&cfg);
+    cfg.pre_vote = true;
+    net = net_create(3, NULL, &cfg);
+    net_elect(net, 1); /* term 1 */
+    net_cut(net, 1, 3);
+    net_cut(net, 2, 3);
+    assert_int_equal(craft_raft_campaign(net_raft(net, 3)), 0); /* stuck pre-candidate */
+    net_stabilize(net);
+    assert_int_equal(craft_raft_role(net_raft(net, 3)), CRAFT_ROLE_PRE_CANDIDATE);
+    net_elect(net, 2); /* term 2, with 1's vote */
+    assert_int_equal(craft_raft_term(net_raft(net, 1)), 2);
+    assert_int_equal(craft_raft_term(net_raft(net, 3)), 1);
+    /* 2 crashes; 1 and 3 must elect one of them. */
+    net_heal(net);
+    net_stop(net, 2);
+    assert_int_equal(craft_raft_campaign(net_raft(net, 3)), 0);
+    net_stabilize(net);
+    assert_int_equal(craft_raft_campaign(net_raft(net, 1)), 0);
+    net_stabilize(net);
+    assert_true(craft_raft_role(net_raft(net, 1)) == CRAFT_ROLE_LEADER ||
+                craft_raft_role(net_raft(net, 3)) == CRAFT_ROLE_LEADER);
+    net_destroy(net);
+}
+
+/* Raft paper 5.2 with PreVote and CheckQuorum: when the leader crashes, the
+ * others elect a new one after their leases expire. */
+static void test_9_6_leader_crash_with_prevote_and_check_quorum(void **state)
+{
+    struct craft_config cfg;
+    struct net *net;
+    uint64_t leader;
+
+    (void)state;
+    net_default_config(&cfg);
+    cfg.pre_vote = true;
+    cfg.check_quorum = true;
+    net = net_create(5, NULL, &cfg);
+    net_elect(net, 1);
+    assert_int_equal(net_propose(net, 1, "a"), 0);
+    net_tick_all(net, 5);
+    net_stop(net, 1);
+    net_tick_all(net, 4 * cfg.election_tick);
+    leader = net_leader(net);
+    assert_true(leader >= 2 && leader <= 5);
+    assert_int_equal(craft_raft_term(net_raft(net, leader)), 2);
+    assert_int_equal(net_propose(net, leader, "b"), 0);
+    assert_true(net_applied_has(net, 5, "a"));
+    assert_true(net_applied_has(net, 5, "b"));
+    net_destroy(net);
+}
+
+#define TIMEOUT_SAMPLES 12
+
+/* Raft paper 5.2: election timeouts are random per node so that split votes
+ * are rare. Nodes given the same config seed must still draw unrelated
+ * timeouts: no node's sequence may be another's shifted by a few draws (it
+ * was, for seeds like 682, and two such nodes split every vote forever). */
+static void test_5_2_randomized_timeouts_are_unrelated_across_nodes(void **state)
+{
+    uint32_t intervals[6][TIMEOUT_SAMPLES];
+    struct craft_config cfg;
+    uint64_t seed;
+
+    (void)state;
+    for (seed = 600; seed <= 760; seed++) {
+        struct net *net;
+        uint64_t a, b;
+        int shift;
+
+        net_default_config(&cfg);
+        cfg.seed = seed;
+        net = net_create(5, NULL, &cfg);
+        for (a = 1; a <= 5; a++) {
+            net_isolate(net, a);
+        }
+        for (a = 1; a <= 5; a++) {
+            struct craft_raft *r = net_raft(net, a);
+            struct craft_status st;
+            uint64_t last = 0;
+            uint32_t ticks = 0, k = 0;
+            while (k < TIMEOUT_SAMPLES) {
+                assert_int_equal(craft_raft_tick(r), 0);
+                ticks++;
+                craft_raft_status(r, &st);
+                if (st.stats.elections != last) {
+                    last = st.stats.elections;
+                    intervals[a][k++] = ticks;
+                    ticks = 0;
+                }
+                assert_true(ticks <= 2 * cfg.election_tick);
+            }
+            net_process(net);
+            net_clear_queue(net);
+        }
+        for (a = 1; a <= 5; a++) {
+            for (b = 1; b <= 5; b++) {
+                for (shift = 0; shift <= 3; shift++) {
+                    int i, same = 1;
+                    if (a == b && shift == 0) {
+                        continue;
+                    }
+                    for (i = 0; i + shift < TIMEOUT_SAMPLES; i++) {
+                        same &= intervals[a][i + shift] == intervals[b][i];
+                    }
+                    if (same) {
+                        fail_msg("seed %llu: node %llu's timeouts are node %llu's %d draws later",
+                                 (unsigned long long)seed, (unsigned long long)a,
+                                 (unsigned long long)b, shift);
+                    }
+                }
+            }
+        }
+        net_destroy(net);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +645,9 @@ int main(void)
         cmocka_unit_test(test_check_quorum_lease_ignores_disruptive_vote),
         cmocka_unit_test(test_check_quorum_stuck_candidate_is_freed),
         cmocka_unit_test(test_etcd7280_no_campaign_with_unapplied_conf_change),
+        cmocka_unit_test(test_9_6_prevote_node_with_smaller_term_completes_election),
+        cmocka_unit_test(test_9_6_leader_crash_with_prevote_and_check_quorum),
+        cmocka_unit_test(test_5_2_randomized_timeouts_are_unrelated_across_nodes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
