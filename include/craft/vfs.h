@@ -61,8 +61,8 @@ struct craft_vfs {
     int (*sync_dir)(struct craft_vfs *vfs, const char *path);
     /* Calls fn for each entry of the directory but "." and ".."; stops and
      * returns fn's value if it returns non-zero. */
-    int (*readdir)(struct craft_vfs *vfs, const char *path,
-                   int (*fn)(void *arg, const char *name), void *arg);
+    int (*readdir)(struct craft_vfs *vfs, const char *path, int (*fn)(void *arg, const char *name),
+                   void *arg);
 };
 
 /* The POSIX implementation: a static object, valid for the process lifetime. */
@@ -79,15 +79,15 @@ int craft_vfs_read_full(struct craft_vfs_file *file, void *buf, size_t len, uint
  * calls through this vfs only; -1 disables a fault.
  * ------------------------------------------------------------------------ */
 struct craft_vfs_fault_config {
-    uint64_t seed;                  /* for torn writes */
-    size_t short_write_max;         /* > 0: each pwrite writes at most this many bytes */
-    int64_t fdatasync_fail_at;      /* this fdatasync (0-based) and later ones fail with -EIO */
-    int64_t enospc_after_bytes;     /* pwrite/fallocate fail with -ENOSPC past this many bytes */
-    int64_t torn_write_at;          /* this pwrite (0-based) writes a random subset of its
-                                       512-byte sectors, then the vfs "loses power": every
-                                       later call fails with -EIO */
-    const char *flip_path_suffix;   /* reads of a file whose path ends so... */
-    int64_t flip_offset;            /* ...see the bit flip_bit of the byte at this offset flipped */
+    uint64_t seed;                /* for torn writes */
+    size_t short_write_max;       /* > 0: each pwrite writes at most this many bytes */
+    int64_t fdatasync_fail_at;    /* this fdatasync (0-based) and later ones fail with -EIO */
+    int64_t enospc_after_bytes;   /* pwrite/fallocate fail with -ENOSPC past this many bytes */
+    int64_t torn_write_at;        /* this pwrite (0-based) writes a random subset of its
+                                     512-byte sectors, then the vfs "loses power": every
+                                     later call fails with -EIO */
+    const char *flip_path_suffix; /* reads of a file whose path ends so... */
+    int64_t flip_offset;          /* ...see the bit flip_bit of the byte at this offset flipped */
     unsigned flip_bit;
 };
 

@@ -54,9 +54,11 @@ extern "C" {
  * Storage error codes, beyond raft.h's (which has CRAFT_ECORRUPT and
  * CRAFT_ESTORAGE). A range of their own so that raft.h can grow.
  * ------------------------------------------------------------------------ */
-#define CRAFT_STORAGE_ENOSPC (-1001) /* the disk is full: nothing buffered was lost and the log on
-                                        disk is valid; commit again once there is room */
-#define CRAFT_STORAGE_EFATAL (-1002) /* an fsync or write failed: the WAL has stopped (fail-stop)
+#define CRAFT_STORAGE_ENOSPC                                                                       \
+    (-1001) /* the disk is full: nothing buffered was lost and the log on                          \
+               disk is valid; commit again once there is room */
+#define CRAFT_STORAGE_EFATAL                                                                       \
+    (-1002)                          /* an fsync or write failed: the WAL has stopped (fail-stop)  \
                                         and fails every later call; exit and recover on restart */
 #define CRAFT_STORAGE_ENOENT (-1003) /* no such file, group or snapshot */
 
@@ -131,11 +133,11 @@ int craft_log_store_mem_create(struct craft_log_store **out);
 enum craft_log_level { CRAFT_LOG_DEBUG = 0, CRAFT_LOG_INFO, CRAFT_LOG_WARN, CRAFT_LOG_ERROR };
 
 struct craft_wal_options {
-    struct craft_vfs *vfs;         /* NULL: craft_vfs_posix() */
-    uint64_t segment_size;         /* bytes preallocated per segment; default 64 MiB, min 64 KiB */
-    bool repair;                   /* on a checksum failure before the tail, truncate the log
-                                      there (dropping what follows, logged) instead of failing */
-    bool no_sync;                  /* never fdatasync: for benchmarks of the CPU path only */
+    struct craft_vfs *vfs; /* NULL: craft_vfs_posix() */
+    uint64_t segment_size; /* bytes preallocated per segment; default 64 MiB, min 64 KiB */
+    bool repair;           /* on a checksum failure before the tail, truncate the log
+                              there (dropping what follows, logged) instead of failing */
+    bool no_sync;          /* never fdatasync: for benchmarks of the CPU path only */
     /* Log lines (torn tail truncated, repair, segment deleted). NULL: stderr,
      * INFO and above. */
     void (*log)(void *arg, int level, const char *message);
@@ -174,17 +176,17 @@ struct craft_log_store *craft_wal_log_store(struct craft_wal *wal);
 const struct craft_storage *craft_wal_storage(struct craft_wal *wal, uint64_t group);
 
 struct craft_wal_stats {
-    uint64_t segments;          /* segment files held */
-    uint64_t first_segment;     /* number of the oldest one */
-    uint64_t last_segment;      /* the one written to */
+    uint64_t segments;      /* segment files held */
+    uint64_t first_segment; /* number of the oldest one */
+    uint64_t last_segment;  /* the one written to */
     uint64_t groups;
-    uint64_t live_entries;      /* entries held in memory, every group */
-    uint64_t live_bytes;        /* their data bytes */
-    uint64_t next_lsn;          /* number of the next record */
+    uint64_t live_entries; /* entries held in memory, every group */
+    uint64_t live_bytes;   /* their data bytes */
+    uint64_t next_lsn;     /* number of the next record */
     uint64_t commits, fsyncs, bytes_written;
     uint64_t replayed_records, replayed_bytes; /* by the last open */
     uint64_t segments_deleted;
-    uint64_t torn_tail_bytes;   /* truncated by the last open */
+    uint64_t torn_tail_bytes; /* truncated by the last open */
 };
 void craft_wal_stats(const struct craft_wal *wal, struct craft_wal_stats *st);
 
@@ -205,15 +207,18 @@ typedef void (*craft_wal_write_cb)(struct craft_wal_write_req *req, int status);
 /* A write request: caller-allocated. The caller keeps ownership of the
  * request, the entries and their data, and must keep them valid and
  * unchanged until cb is called (on the writer's thread), with status 0 once
- * everything in the request is durable. */
+ * everything in the request is durable. A status of CRAFT_STORAGE_ENOSPC
+ * means not durable yet: the data stays buffered in the WAL and becomes
+ * durable with a later commit that succeeds. */
 struct craft_wal_write_req {
-    void *data;                            /* the caller's */
+    void *data; /* the caller's */
     uint64_t group;
-    const struct craft_entry *entries;     /* may be NULL */
+    const struct craft_entry *entries; /* may be NULL */
     size_t n_entries;
     const struct craft_hard_state *hard_state; /* NULL: unchanged */
     craft_wal_write_cb cb;
-    struct craft_wal_write_req *next_;     /* private */
+    struct craft_wal_write_req *next_; /* private */
+    int status_;                       /* private */
 };
 
 /* Starts the thread. The writer uses wal until stopped; it does not own it. */
@@ -231,8 +236,8 @@ void craft_wal_writer_lock(struct craft_wal_writer *w);
 void craft_wal_writer_unlock(struct craft_wal_writer *w);
 
 struct craft_wal_writer_stats {
-    uint64_t requests; /* completed */
-    uint64_t commits;  /* each one write and one fdatasync per segment touched */
+    uint64_t requests;  /* completed */
+    uint64_t commits;   /* each one write and one fdatasync per segment touched */
     uint64_t max_batch; /* most requests in one commit */
 };
 void craft_wal_writer_stats(struct craft_wal_writer *w, struct craft_wal_writer_stats *st);

@@ -95,8 +95,7 @@ static bool ends_with(const char *s, const char *suffix)
     return lx <= ls && memcmp(s + ls - lx, suffix, lx) == 0;
 }
 
-static int fault_pread(struct craft_vfs_file *file, void *buf, size_t len, uint64_t off,
-                       size_t *n)
+static int fault_pread(struct craft_vfs_file *file, void *buf, size_t len, uint64_t off, size_t *n)
 {
     struct fault_file *f = (struct fault_file *)file;
     struct fault_vfs *fv = fv_of(file->vfs);

@@ -45,7 +45,9 @@ struct craft_wal {
     uint64_t seg_alloc;          /* its preallocated size */
     uint64_t next_lsn;
     struct wal_buf pending; /* encoded, unstamped records not yet durable */
-    bool failed;            /* fail-stop: an fsync or write failed */
+    uint8_t *replay_buf;    /* recovery's read window */
+    size_t replay_cap;
+    bool failed; /* fail-stop: an fsync or write failed */
     char errmsg[512];
     struct craft_log_store store;
     struct craft_wal_stats stats;
@@ -694,44 +696,151 @@ struct replay_pos {
     uint64_t last_unit; /* unit_last of that record */
 };
 
-/* Reads a whole segment file into *buf. */
-static int read_segment(struct craft_wal *wal, const char *path, const char *name, uint8_t **buf,
-                        size_t *len, struct craft_vfs_file **filep)
-{
+#define REPLAY_WINDOW (4u << 20)
+
+/* A sliding window over a segment file. Recovery reads through it rather than
+ * loading whole files (mostly preallocated zeros): memory stays bounded and
+ * one buffer serves every segment. */
+struct seg_window {
     struct craft_vfs_file *file;
-    uint64_t size;
-    int rc = wal->vfs->open(wal->vfs, path, CRAFT_VFS_WRITE, &file);
-    if (rc != 0) {
-        set_err(wal, "open %s: %s", name, strerror(-rc));
-        return CRAFT_ESTORAGE;
+    const char *name;
+    uint64_t file_len;
+    uint8_t *buf; /* the WAL's replay buffer */
+    size_t cap;
+    uint64_t base; /* file offset of buf[0] */
+    size_t len;    /* bytes of the file in buf */
+};
+
+/* Makes [off, off + need) readable, need clipped to the end of the file; *p
+ * points at off and *avail says how many bytes from off the window holds
+ * (0 at or past the end). */
+static int window_at(struct craft_wal *wal, struct seg_window *w, uint64_t off, size_t need,
+                     const uint8_t **p, size_t *avail)
+{
+    *p = NULL;
+    *avail = 0;
+    if (off >= w->file_len)
+        return 0;
+    uint64_t left = w->file_len - off;
+    if (need > left)
+        need = (size_t)left;
+    if (off < w->base || off + need > w->base + w->len) {
+        size_t want = need > REPLAY_WINDOW ? need : REPLAY_WINDOW;
+        if (want > left)
+            want = (size_t)left;
+        if (want > w->cap) {
+            uint8_t *b = realloc(w->buf, want);
+            if (b == NULL)
+                return CRAFT_ENOMEM;
+            w->buf = b;
+            w->cap = want;
+        }
+        int rc = craft_vfs_read_full(w->file, w->buf, want, off);
+        if (rc != 0) {
+            set_err(wal, "read %s offset %" PRIu64 ": %s", w->name, off, strerror(-rc));
+            w->len = 0;
+            return CRAFT_ESTORAGE;
+        }
+        w->base = off;
+        w->len = want;
     }
-    rc = wal->vfs->size(file, &size);
-    if (rc != 0) {
-        set_err(wal, "stat %s: %s", name, strerror(-rc));
-        wal->vfs->close(file);
-        return CRAFT_ESTORAGE;
-    }
-    if (size > MAX_SEGMENT_FILE) {
-        set_err(wal, "segment %s: size %" PRIu64 " out of bounds", name, size);
-        wal->vfs->close(file);
-        return CRAFT_ECORRUPT;
-    }
-    *buf = malloc(size > 0 ? (size_t)size : 1);
-    if (*buf == NULL) {
-        wal->vfs->close(file);
-        return CRAFT_ENOMEM;
-    }
-    rc = craft_vfs_read_full(file, *buf, (size_t)size, 0);
-    if (rc != 0) {
-        set_err(wal, "read %s: %s", name, strerror(-rc));
-        free(*buf);
-        *buf = NULL;
-        wal->vfs->close(file);
-        return CRAFT_ESTORAGE;
-    }
-    *len = (size_t)size;
-    *filep = file;
+    *p = w->buf + (off - w->base);
+    *avail = (size_t)(w->base + w->len - off);
     return 0;
+}
+
+/* Decodes the record at off through the window. */
+static int window_decode(struct craft_wal *wal, struct seg_window *w, uint64_t off,
+                         struct wal_record *rec, size_t *size, int *result)
+{
+    const uint8_t *p;
+    size_t avail;
+    int rc = window_at(wal, w, off, WAL_RECORD_HEADER_SIZE, &p, &avail);
+    if (rc != 0)
+        return rc;
+    if (avail == 0) {
+        *result = WAL_DEC_ZERO;
+        return 0;
+    }
+    if (avail >= WAL_RECORD_HEADER_SIZE) {
+        uint32_t len = wal_record_payload_len(p);
+        size_t need = len <= WAL_RECORD_MAX_PAYLOAD ? wal_record_size(len) : 0;
+        if (need > avail) {
+            rc = window_at(wal, w, off, need, &p, &avail);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    *result = wal_record_decode(p, avail, rec, size);
+    return 0;
+}
+
+/* After a failure at from: valid records newer than after_lsn further on. */
+static int window_scan_tail(struct craft_wal *wal, struct seg_window *w, uint64_t from,
+                            uint64_t after_lsn, struct wal_tail_evidence *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    uint64_t q = wal_scan_start(from);
+    struct wal_record *rec = NULL;
+    int rc = 0;
+    while (q + WAL_RECORD_HEADER_SIZE <= w->file_len) {
+        const uint8_t *p;
+        size_t avail, i;
+        rc = window_at(wal, w, q, REPLAY_WINDOW, &p, &avail);
+        if (rc != 0)
+            break;
+        for (i = 0; i + WAL_RECORD_HEADER_SIZE <= avail; i += 8) {
+            uint32_t rlen;
+            if (!wal_scan_candidate(p + i, w->file_len - (q + i), after_lsn, &rlen))
+                continue;
+            size_t need = WAL_RECORD_HEADER_SIZE + (size_t)rlen, size;
+            const uint8_t *rp = p + i;
+            uint8_t *tmp = NULL;
+            if (need > avail - i) {
+                /* The candidate runs past the window: read it on its own. */
+                tmp = malloc(need);
+                if (tmp == NULL || craft_vfs_read_full(w->file, tmp, need, q + i) != 0) {
+                    free(tmp);
+                    continue;
+                }
+                rp = tmp;
+            }
+            if (rec == NULL && (rec = malloc(sizeof(*rec))) == NULL) {
+                free(tmp);
+                rc = CRAFT_ENOMEM;
+                goto out;
+            }
+            if (wal_record_decode(rp, tmp != NULL ? need : avail - i, rec, &size) == WAL_DEC_OK)
+                wal_tail_evidence_add(ev, q + i, rec->unit_last);
+            free(tmp);
+        }
+        q += i;
+        if (avail < WAL_RECORD_HEADER_SIZE)
+            break;
+    }
+out:
+    free(rec);
+    return rc;
+}
+
+/* Bytes from `from` to the last non-zero byte of the file. */
+static uint64_t window_written_extent(struct craft_wal *wal, struct seg_window *w, uint64_t from)
+{
+    uint64_t last = from;
+    for (uint64_t q = from; q < w->file_len;) {
+        const uint8_t *p;
+        size_t avail;
+        if (window_at(wal, w, q, REPLAY_WINDOW, &p, &avail) != 0 || avail == 0)
+            break;
+        for (size_t i = avail; i > 0; i--) {
+            if (p[i - 1] != 0) {
+                last = q + i;
+                break;
+            }
+        }
+        q += avail;
+    }
+    return last - from;
 }
 
 /* Cuts a segment at off: the bytes after it become zeros again, durably. */
@@ -751,14 +860,6 @@ static int cut_segment(struct craft_wal *wal, struct craft_vfs_file *file, const
     return 0;
 }
 
-static uint64_t nonzero_extent(const uint8_t *buf, size_t len, size_t from)
-{
-    size_t end = len;
-    while (end > from && buf[end - 1] == 0)
-        end--;
-    return end - from;
-}
-
 /* Replays one segment. *end_off is where the next record goes. *stop is set
  * when replay must not go on to later segments (repair dropped them). */
 static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, struct replay_pos *pos,
@@ -766,11 +867,13 @@ static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, str
                           bool *stop)
 {
     char name[40], *path = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     struct craft_vfs_file *file = NULL;
     struct wal_segment_header h;
+    struct wal_record *rec = NULL;
     const char *why;
+    const uint8_t *p;
+    size_t avail;
+    uint64_t len = 0;
     int rc;
 
     *stop = false;
@@ -778,10 +881,38 @@ static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, str
     rc = segment_path(wal, seq, false, &path);
     if (rc != 0)
         return rc;
-    rc = read_segment(wal, path, name, &buf, &len, &file);
+    rc = wal->vfs->open(wal->vfs, path, CRAFT_VFS_WRITE, &file);
+    if (rc != 0) {
+        set_err(wal, "open %s: %s", name, strerror(-rc));
+        file = NULL;
+        rc = CRAFT_ESTORAGE;
+        goto out;
+    }
+    rc = wal->vfs->size(file, &len);
+    if (rc != 0) {
+        set_err(wal, "stat %s: %s", name, strerror(-rc));
+        rc = CRAFT_ESTORAGE;
+        goto out;
+    }
+    if (len > MAX_SEGMENT_FILE) {
+        set_err(wal, "segment %s: size %" PRIu64 " out of bounds", name, len);
+        rc = CRAFT_ECORRUPT;
+        goto out;
+    }
+    struct seg_window w = {.file = file,
+                           .name = name,
+                           .file_len = len,
+                           .buf = wal->replay_buf,
+                           .cap = wal->replay_cap};
+    rec = malloc(sizeof(*rec));
+    if (rec == NULL) {
+        rc = CRAFT_ENOMEM;
+        goto out;
+    }
+    rc = window_at(wal, &w, 0, WAL_SEGMENT_HEADER_SIZE, &p, &avail);
     if (rc != 0)
         goto out;
-    if (wal_segment_header_decode(buf, len, &h, &why) != 0) {
+    if (wal_segment_header_decode(p, avail, &h, &why) != 0) {
         set_err(wal, "segment %s offset 0: %s", name, why);
         rc = CRAFT_ECORRUPT;
         goto out;
@@ -808,19 +939,21 @@ static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, str
         goto out;
     }
 
-    size_t off = WAL_SEGMENT_HEADER_SIZE;
+    uint64_t off = WAL_SEGMENT_HEADER_SIZE;
     for (;;) {
-        struct wal_record rec;
         size_t size = 0;
-        int r = off < len ? wal_record_decode(buf + off, len - off, &rec, &size) : WAL_DEC_ZERO;
-        if (r == WAL_DEC_OK && rec.lsn != pos->last_lsn + 1)
+        int r;
+        rc = window_decode(wal, &w, off, rec, &size, &r);
+        if (rc != 0)
+            goto out;
+        if (r == WAL_DEC_OK && rec->lsn != pos->last_lsn + 1)
             r = -1; /* a valid record out of sequence */
         if (r == WAL_DEC_OK) {
-            rc = wal_groups_replay(&wal->groups, &rec, seq);
+            rc = wal_groups_replay(&wal->groups, rec, seq);
             if (rc != 0)
                 goto out;
-            pos->last_lsn = rec.lsn;
-            pos->last_unit = rec.unit_last;
+            pos->last_lsn = rec->lsn;
+            pos->last_unit = rec->unit_last;
             wal->stats.replayed_records++;
             wal->stats.replayed_bytes += size;
             off += size;
@@ -828,7 +961,9 @@ static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, str
         }
         /* No valid record at off. Is anything valid further on? */
         struct wal_tail_evidence ev;
-        wal_scan_tail(buf, len, off, pos->last_lsn, &ev);
+        rc = window_scan_tail(wal, &w, off, pos->last_lsn, &ev);
+        if (rc != 0)
+            goto out;
         const char *reason = r < 0 ? "record out of sequence" : wal_decode_result_name(r);
         if (r == WAL_DEC_ZERO && ev.valid_records == 0)
             break; /* the clean end of the written part */
@@ -846,10 +981,10 @@ static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, str
             torn = ev.min_unit == pos->last_unit && ev.max_unit == pos->last_unit;
         else
             torn = ev.min_unit == ev.max_unit && ev.min_unit > pos->last_unit;
-        uint64_t dropped = nonzero_extent(buf, len, off);
+        uint64_t dropped = window_written_extent(wal, &w, off);
         if (torn && is_last) {
             log_line(wal, CRAFT_LOG_WARN,
-                     "segment %s offset %zu: torn tail (%s): truncating %" PRIu64
+                     "segment %s offset %" PRIu64 ": torn tail (%s): truncating %" PRIu64
                      " bytes of an unfinished write",
                      name, off, reason, dropped);
             wal->stats.torn_tail_bytes += dropped;
@@ -861,20 +996,22 @@ static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, str
         if (!wal->opts.repair) {
             if (ev.valid_records > 0)
                 set_err(wal,
-                        "segment %s offset %zu: %s (valid records follow at offset %" PRIu64
+                        "segment %s offset %" PRIu64 ": %s (valid records follow at offset %" PRIu64
                         ": not a torn write; open with repair to truncate here)",
                         name, off, reason, ev.first_offset);
             else
                 set_err(wal,
-                        "segment %s offset %zu: %s (not the last segment; open with repair to "
+                        "segment %s offset %" PRIu64
+                        ": %s (not the last segment; open with repair to "
                         "truncate here)",
                         name, off, reason);
             rc = CRAFT_ECORRUPT;
             goto out;
         }
         log_line(wal, CRAFT_LOG_WARN,
-                 "repair: segment %s offset %zu: %s: dropping the rest of this segment (%" PRIu64
-                 " bytes, %" PRIu64 " valid records) and every later segment",
+                 "repair: segment %s offset %" PRIu64
+                 ": %s: dropping the rest of this segment (%" PRIu64 " bytes, %" PRIu64
+                 " valid records) and every later segment",
                  name, off, reason, dropped, ev.valid_records);
         rc = cut_segment(wal, file, name, off, h.segment_size > len ? h.segment_size : len);
         if (rc != 0)
@@ -890,9 +1027,14 @@ static int replay_segment(struct craft_wal *wal, uint64_t seq, bool is_last, str
     }
     rc = 0;
 out:
+    if (rec != NULL) {
+        /* keep the (possibly grown) window buffer for the next segment */
+        wal->replay_buf = w.buf;
+        wal->replay_cap = w.cap;
+    }
+    free(rec);
     if (file != NULL)
         wal->vfs->close(file);
-    free(buf);
     free(path);
     return rc;
 }
@@ -964,6 +1106,9 @@ static int recover(struct craft_wal *wal)
     rc = 0;
 out:
     free(ds.seqs);
+    free(wal->replay_buf);
+    wal->replay_buf = NULL;
+    wal->replay_cap = 0;
     return rc;
 }
 

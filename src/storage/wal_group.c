@@ -194,8 +194,8 @@ static void drop_all(struct wal_group *g)
 
 /* ---- live operations ---- */
 
-int wal_group_append(struct wal_group *g, const struct craft_entry *entries, size_t n,
-                     uint64_t seq, struct wal_buf *enc)
+int wal_group_append(struct wal_group *g, const struct craft_entry *entries, size_t n, uint64_t seq,
+                     struct wal_buf *enc)
 {
     if (n == 0)
         return 0;

@@ -36,19 +36,19 @@ struct wal_group {
     uint64_t id;
     struct craft_hard_state hs;
     struct craft_conf_state conf;
-    struct craft_snapshot_meta snap;   /* the last recorded snapshot (index 0: none) */
-    uint64_t compact_index;            /* entries <= this are gone; first index is this + 1 */
-    uint64_t compact_term;             /* term of entry compact_index */
-    struct wal_entry *ents;            /* ents[head .. head + count) */
+    struct craft_snapshot_meta snap; /* the last recorded snapshot (index 0: none) */
+    uint64_t compact_index;          /* entries <= this are gone; first index is this + 1 */
+    uint64_t compact_term;           /* term of entry compact_index */
+    struct wal_entry *ents;          /* ents[head .. head + count) */
     size_t head, count, cap;
-    uint64_t bytes;                    /* data bytes held */
+    uint64_t bytes; /* data bytes held */
     /* For each piece of metadata, a lower bound of the segment holding the
      * record that last set it: the group needs no segment before the least
      * of these for its metadata (wal_group_meta_seq). */
     uint64_t meta_seqs[WAL_META_FIELDS];
-    bool gap;                          /* replay only: entries before first index not yet
-                                          accounted for (their segment was deleted) */
-    struct craft_storage view;         /* raft.h's read interface over this group */
+    bool gap;                  /* replay only: entries before first index not yet
+                                  accounted for (their segment was deleted) */
+    struct craft_storage view; /* raft.h's read interface over this group */
 };
 
 static inline uint64_t wal_group_meta_seq(const struct wal_group *g)
@@ -89,8 +89,8 @@ static inline uint64_t wal_group_last_index(const struct wal_group *g)
 
 /* Live operations: validate, encode the record into enc if not NULL (on
  * failure enc is left as it was), then apply. seq: the current segment. */
-int wal_group_append(struct wal_group *g, const struct craft_entry *entries, size_t n,
-                     uint64_t seq, struct wal_buf *enc);
+int wal_group_append(struct wal_group *g, const struct craft_entry *entries, size_t n, uint64_t seq,
+                     struct wal_buf *enc);
 int wal_group_truncate(struct wal_group *g, uint64_t index, uint64_t seq, struct wal_buf *enc);
 int wal_group_set_hard_state(struct wal_group *g, const struct craft_hard_state *hs, uint64_t seq,
                              struct wal_buf *enc);

@@ -81,7 +81,8 @@ int wal_buf_reserve(struct wal_buf *b, size_t extra)
 
 /* ---- segment header ---- */
 
-void wal_segment_header_encode(const struct wal_segment_header *h, uint8_t out[WAL_SEGMENT_HEADER_SIZE])
+void wal_segment_header_encode(const struct wal_segment_header *h,
+                               uint8_t out[WAL_SEGMENT_HEADER_SIZE])
 {
     memset(out, 0, WAL_SEGMENT_HEADER_SIZE);
     memcpy(out, WAL_MAGIC, 8);
@@ -122,6 +123,10 @@ int wal_segment_header_decode(const uint8_t *buf, size_t len, struct wal_segment
     h->segment_size = get_u64(buf + 32);
     if (h->first_lsn == 0) {
         *why = "segment header: first lsn is 0";
+        return -1;
+    }
+    if (h->segment_size < WAL_SEGMENT_HEADER_SIZE || h->segment_size > WAL_MAX_SEGMENT_SIZE) {
+        *why = "segment header: segment size out of bounds";
         return -1;
     }
     return 0;
@@ -225,8 +230,8 @@ bool wal_conf_get(const uint8_t **pp, const uint8_t *end, struct craft_conf_stat
     cs->n_learners_next = counts[3];
     cs->n_witnesses = counts[4];
     cs->auto_leave = auto_leave == 1;
-    uint64_t *lists[CONF_LISTS] = {cs->voters, cs->voters_outgoing, cs->learners,
-                                   cs->learners_next, cs->witnesses};
+    uint64_t *lists[CONF_LISTS] = {cs->voters, cs->voters_outgoing, cs->learners, cs->learners_next,
+                                   cs->witnesses};
     for (int i = 0; i < CONF_LISTS; i++)
         for (uint32_t k = 0; k < counts[i]; k++, p += 8)
             lists[i][k] = get_u64(p);
@@ -333,8 +338,9 @@ int wal_encode_truncate(struct wal_buf *b, uint64_t group, uint64_t index)
 }
 
 int wal_encode_group_state(struct wal_buf *b, uint64_t group, const struct craft_hard_state *hs,
-                           const struct craft_conf_state *cs, const struct craft_snapshot_meta *snap,
-                           uint64_t compact_index, uint64_t compact_term)
+                           const struct craft_conf_state *cs,
+                           const struct craft_snapshot_meta *snap, uint64_t compact_index,
+                           uint64_t compact_term)
 {
     if (!wal_conf_valid(cs) || !wal_conf_valid(&snap->conf))
         return CRAFT_EINVAL;
@@ -476,7 +482,8 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
         rec->snap.index = get_u64(p + 56);
         rec->snap.term = get_u64(p + 64);
         p += 72;
-        if (!wal_conf_get(&p, end, &rec->snap.conf) || !wal_conf_get(&p, end, &rec->conf) || p != end)
+        if (!wal_conf_get(&p, end, &rec->snap.conf) || !wal_conf_get(&p, end, &rec->conf) ||
+            p != end)
             return WAL_DEC_BAD_PAYLOAD;
         return WAL_DEC_OK;
     case WAL_REC_REMOVE_GROUP:
@@ -555,33 +562,49 @@ bool wal_entries_next(struct wal_entries_iter *it, struct craft_entry *e)
     return true;
 }
 
+bool wal_scan_candidate(const uint8_t *hdr, uint64_t file_left, uint64_t after_lsn, uint32_t *len)
+{
+    uint32_t rlen = get_u32(hdr + 4);
+    uint64_t lsn = get_u64(hdr + 8);
+    if (lsn <= after_lsn || rlen > WAL_RECORD_MAX_PAYLOAD ||
+        (uint64_t)WAL_RECORD_HEADER_SIZE + rlen > file_left)
+        return false;
+    *len = rlen;
+    return true;
+}
+
+uint64_t wal_scan_start(uint64_t from)
+{
+    return (from + 8) & ~(uint64_t)7;
+}
+
 void wal_scan_tail(const uint8_t *buf, size_t len, size_t from, uint64_t after_lsn,
                    struct wal_tail_evidence *ev)
 {
     memset(ev, 0, sizeof(*ev));
-    size_t off = (from + 8) & ~(size_t)7;
-    if (off <= from)
-        off = from + 8;
-    for (; off + WAL_RECORD_HEADER_SIZE <= len; off += 8) {
+    for (size_t off = (size_t)wal_scan_start(from); off + WAL_RECORD_HEADER_SIZE <= len; off += 8) {
         const uint8_t *p = buf + off;
-        uint32_t rlen = get_u32(p + 4);
-        uint64_t lsn = get_u64(p + 8);
+        uint32_t rlen;
         /* Cheap filters before the checksum. */
-        if (lsn <= after_lsn || rlen > WAL_RECORD_MAX_PAYLOAD ||
-            (size_t)WAL_RECORD_HEADER_SIZE + rlen > len - off)
+        if (!wal_scan_candidate(p, len - off, after_lsn, &rlen))
             continue;
         struct wal_record rec;
         size_t size;
         if (wal_record_decode(p, len - off, &rec, &size) != WAL_DEC_OK)
             continue;
-        if (ev->valid_records == 0) {
-            ev->first_offset = off;
-            ev->min_unit = ev->max_unit = rec.unit_last;
-        }
-        ev->valid_records++;
-        if (rec.unit_last < ev->min_unit)
-            ev->min_unit = rec.unit_last;
-        if (rec.unit_last > ev->max_unit)
-            ev->max_unit = rec.unit_last;
+        wal_tail_evidence_add(ev, off, rec.unit_last);
     }
+}
+
+void wal_tail_evidence_add(struct wal_tail_evidence *ev, uint64_t offset, uint64_t unit_last)
+{
+    if (ev->valid_records == 0) {
+        ev->first_offset = offset;
+        ev->min_unit = ev->max_unit = unit_last;
+    }
+    ev->valid_records++;
+    if (unit_last < ev->min_unit)
+        ev->min_unit = unit_last;
+    if (unit_last > ev->max_unit)
+        ev->max_unit = unit_last;
 }

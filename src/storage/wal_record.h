@@ -33,7 +33,8 @@
 #define WAL_SEGMENT_HEADER_SIZE 64u
 #define WAL_RECORD_HEADER_SIZE 32u
 #define WAL_RECORD_MAX_PAYLOAD (256u << 20) /* hard bound on a record read from disk */
-#define WAL_ENTRIES_SPLIT (1u << 20)         /* an append is split into records of about this */
+#define WAL_MAX_SEGMENT_SIZE (1ull << 36)   /* bound on the preallocated size a header states */
+#define WAL_ENTRIES_SPLIT (1u << 20)        /* an append is split into records of about this */
 
 enum wal_record_type {
     WAL_REC_ENTRIES = 1,      /* group, first index, entries (replace >= first index) */
@@ -63,15 +64,15 @@ struct wal_record {
     uint64_t unit_last;
     uint16_t type;
     uint64_t group;
-    uint64_t index; /* ENTRIES first index; COMPACT, TRUNCATE index */
-    uint64_t term;  /* COMPACT */
-    uint32_t count; /* ENTRIES */
-    uint32_t flags; /* GROUP_STATE */
+    uint64_t index;         /* ENTRIES first index; COMPACT, TRUNCATE index */
+    uint64_t term;          /* COMPACT */
+    uint32_t count;         /* ENTRIES */
+    uint32_t flags;         /* GROUP_STATE */
     const uint8_t *entries; /* ENTRIES: encoded entries */
     size_t entries_len;
-    struct craft_hard_state hs;     /* HARD_STATE, GROUP_STATE */
-    struct craft_conf_state conf;   /* CONF_STATE, GROUP_STATE */
-    struct craft_snapshot_meta snap; /* SNAPSHOT, GROUP_STATE */
+    struct craft_hard_state hs;           /* HARD_STATE, GROUP_STATE */
+    struct craft_conf_state conf;         /* CONF_STATE, GROUP_STATE */
+    struct craft_snapshot_meta snap;      /* SNAPSHOT, GROUP_STATE */
     uint64_t compact_index, compact_term; /* GROUP_STATE */
 };
 
@@ -90,7 +91,8 @@ void wal_buf_free(struct wal_buf *b);
 int wal_buf_reserve(struct wal_buf *b, size_t extra);
 
 /* Segment header. decode returns 0 or -1 with a static reason in *why. */
-void wal_segment_header_encode(const struct wal_segment_header *h, uint8_t out[WAL_SEGMENT_HEADER_SIZE]);
+void wal_segment_header_encode(const struct wal_segment_header *h,
+                               uint8_t out[WAL_SEGMENT_HEADER_SIZE]);
 int wal_segment_header_decode(const uint8_t *buf, size_t len, struct wal_segment_header *h,
                               const char **why);
 
@@ -104,8 +106,9 @@ int wal_encode_snapshot(struct wal_buf *b, uint64_t group, const struct craft_sn
 int wal_encode_compact(struct wal_buf *b, uint64_t group, uint64_t index, uint64_t term);
 int wal_encode_truncate(struct wal_buf *b, uint64_t group, uint64_t index);
 int wal_encode_group_state(struct wal_buf *b, uint64_t group, const struct craft_hard_state *hs,
-                           const struct craft_conf_state *cs, const struct craft_snapshot_meta *snap,
-                           uint64_t compact_index, uint64_t compact_term);
+                           const struct craft_conf_state *cs,
+                           const struct craft_snapshot_meta *snap, uint64_t compact_index,
+                           uint64_t compact_term);
 int wal_encode_remove_group(struct wal_buf *b, uint64_t group);
 
 /* Membership codec (also used by snapshot files): 24 bytes of counts and
@@ -124,9 +127,9 @@ void wal_record_stamp(uint8_t *rec, uint64_t lsn, uint64_t unit_last);
 
 enum wal_decode_result {
     WAL_DEC_OK = 0,
-    WAL_DEC_ZERO,        /* an all-zero header: no record here (end of written data) */
-    WAL_DEC_TRUNCATED,   /* the record runs past the end of the buffer */
-    WAL_DEC_BAD_LENGTH,  /* length out of bounds */
+    WAL_DEC_ZERO,       /* an all-zero header: no record here (end of written data) */
+    WAL_DEC_TRUNCATED,  /* the record runs past the end of the buffer */
+    WAL_DEC_BAD_LENGTH, /* length out of bounds */
     WAL_DEC_BAD_CHECKSUM,
     WAL_DEC_BAD_PAYLOAD, /* checksum fine, contents invalid (a bug or a hostile file) */
 };
@@ -145,11 +148,18 @@ bool wal_entries_next(struct wal_entries_iter *it, struct craft_entry *e);
  * lsn > after_lsn further on in buf (at every 8-byte boundary): the evidence
  * that the failure is not a torn last write. */
 struct wal_tail_evidence {
-    uint64_t valid_records;   /* valid records found after the failure */
-    uint64_t first_offset;    /* offset of the first one */
+    uint64_t valid_records;      /* valid records found after the failure */
+    uint64_t first_offset;       /* offset of the first one */
     uint64_t min_unit, max_unit; /* their unit_last values */
 };
 void wal_scan_tail(const uint8_t *buf, size_t len, size_t from, uint64_t after_lsn,
                    struct wal_tail_evidence *ev);
+/* The pieces of the scan, for a caller that reads the file in windows: the
+ * first offset to look at after a failure at from; whether the header at hdr
+ * (file_left bytes of file from there) may start a record newer than
+ * after_lsn, and its payload length; adding a valid record found. */
+uint64_t wal_scan_start(uint64_t from);
+bool wal_scan_candidate(const uint8_t *hdr, uint64_t file_left, uint64_t after_lsn, uint32_t *len);
+void wal_tail_evidence_add(struct wal_tail_evidence *ev, uint64_t offset, uint64_t unit_last);
 
 #endif /* CRAFT_STORAGE_WAL_RECORD_H */

@@ -86,8 +86,8 @@ static inline struct craft_entry *tu_entries(uint64_t group, uint64_t first, siz
         uint32_t len = tu_entry_len(group, index, term);
         uint8_t *data = malloc(len ? len : 1);
         tu_entry_fill(data, len, group, index, term);
-        es[i] = (struct craft_entry){.term = term, .index = index, .type = 0, .len = len,
-                                     .data = data};
+        es[i] =
+            (struct craft_entry){.term = term, .index = index, .type = 0, .len = len, .data = data};
     }
     return es;
 }

@@ -60,15 +60,14 @@ static void test_implementations_agree_at_any_alignment_and_split(void **state)
         for (size_t len = 0; start + len <= sizeof(buf); len += 13) {
             uint32_t whole = crc32c_sw(0, buf + start, len);
             size_t half = len / 3;
-            assert_int_equal(crc32c_sw(crc32c_sw(0, buf + start, half), buf + start + half,
-                                       len - half),
-                             whole);
+            assert_int_equal(
+                crc32c_sw(crc32c_sw(0, buf + start, half), buf + start + half, len - half), whole);
             assert_int_equal(crc32c(0, buf + start, len), whole);
             if (crc32c_hw_available()) {
                 assert_int_equal(crc32c_hw(0, buf + start, len), whole);
-                assert_int_equal(crc32c_hw(crc32c_hw(0, buf + start, half), buf + start + half,
-                                           len - half),
-                                 whole);
+                assert_int_equal(
+                    crc32c_hw(crc32c_hw(0, buf + start, half), buf + start + half, len - half),
+                    whole);
             }
         }
     }

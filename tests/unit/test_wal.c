@@ -263,7 +263,7 @@ static void test_storage_view_follows_raft_h_rules(void **state)
     assert_int_equal(s->entries(s->data, 1, 31, limit, out, 30, &n), 0);
     assert_true(n >= 1 && n <= 2);
     assert_int_equal(s->entries(s->data, 3, 31, UINT64_MAX, out, 5, &n), 0);
-    assert_int_equal(n, 5); /* at most cap */
+    assert_int_equal(n, 5);      /* at most cap */
     const void *p = out[2].data; /* entry 5 */
     uint32_t len = out[2].len;
     uint8_t *copy = malloc(len + 1);
@@ -376,8 +376,8 @@ static void test_large_entries_span_segments(void **state)
         data[i] = (uint8_t)(i * 7);
     struct craft_entry es[3];
     for (int i = 0; i < 3; i++)
-        es[i] = (struct craft_entry){.term = 1, .index = 1 + (uint64_t)i, .len = (uint32_t)big,
-                                     .data = data};
+        es[i] = (struct craft_entry){
+            .term = 1, .index = 1 + (uint64_t)i, .len = (uint32_t)big, .data = data};
     assert_int_equal(f->ls->append(f->ls->data, 1, es, 3), 0);
     append(f->ls, 1, 4, 100, 1);
     assert_int_equal(craft_wal_commit(f->wal), 0);
@@ -409,8 +409,8 @@ static size_t record_offsets(const char *path, size_t *offs, size_t cap, size_t 
     size_t n = 0, off = WAL_SEGMENT_HEADER_SIZE;
     struct wal_record *rec = malloc(sizeof(*rec));
     size_t size;
-    while (off < (size_t)len && wal_record_decode(buf + off, (size_t)len - off, rec, &size) ==
-                                    WAL_DEC_OK) {
+    while (off < (size_t)len &&
+           wal_record_decode(buf + off, (size_t)len - off, rec, &size) == WAL_DEC_OK) {
         if (n < cap)
             offs[n] = off;
         n++;

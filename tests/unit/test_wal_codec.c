@@ -73,9 +73,11 @@ static void test_every_record_type_round_trips(void **state)
     const char *payloads[] = {"", "a", "hello, world", "0123456789abcdef0123"};
     struct craft_entry es[4];
     for (int i = 0; i < 4; i++)
-        es[i] = (struct craft_entry){.term = 3 + (uint64_t)i, .index = 10 + (uint64_t)i,
+        es[i] = (struct craft_entry){.term = 3 + (uint64_t)i,
+                                     .index = 10 + (uint64_t)i,
                                      .type = (uint32_t)(i % 3),
-                                     .len = (uint32_t)strlen(payloads[i]), .data = payloads[i]};
+                                     .len = (uint32_t)strlen(payloads[i]),
+                                     .data = payloads[i]};
     assert_int_equal(wal_encode_entries(&b, 77, es, 4), 0);
     assert_int_equal(wal_encode_hard_state(&b, 77, &hs), 0);
     assert_int_equal(wal_encode_conf_state(&b, 77, &cs), 0);
