@@ -42,7 +42,9 @@ void craft_memstore_set_conf_state(struct craft_memstore *ms, const struct craft
 int craft_memstore_apply_snapshot(struct craft_memstore *ms, const struct craft_snapshot_meta *meta);
 
 /* Records a snapshot of the state machine at index (<= last_index) with the
- * given membership, without dropping entries; compaction is separate. */
+ * given membership, without dropping entries; compaction is separate. The
+ * membership becomes the one initial_state gives: a restarted node starts from
+ * this snapshot. */
 int craft_memstore_create_snapshot(struct craft_memstore *ms, uint64_t index,
                                    const struct craft_conf_state *cs);
 

@@ -210,10 +210,11 @@ const char *craft_message_type_name(uint32_t type);
  * ------------------------------------------------------------------------ */
 struct craft_storage {
     void *data;
-    /* Hard state, and the membership as of the snapshot (or the bootstrap
-     * membership without one) when config.applied is 0, as of
-     * config.applied otherwise: the core re-applies membership changes from
-     * the entries it hands out for applying. */
+    /* Hard state, and the membership as of the newest snapshot (or the
+     * bootstrap membership without one) when config.applied is 0 — the core
+     * then starts applying after that snapshot — or as of config.applied
+     * otherwise. The core re-applies membership changes from the entries it
+     * hands out for applying. */
     int (*initial_state)(void *data, struct craft_hard_state *hs, struct craft_conf_state *cs);
     /* Entries [lo, hi), at most max_bytes in total but always at least one,
      * at most cap of them, into out; *n is set to how many. CRAFT_ECOMPACTED if

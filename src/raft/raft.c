@@ -426,13 +426,21 @@ static bool step_term(struct craft_raft *r, const struct craft_message *m)
     }
     if (m->term < r->term) {
         r->stats.dropped_stale_term++;
-        if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
-            (m->type == CRAFT_MSG_APPEND || m->type == CRAFT_MSG_HEARTBEAT)) {
-            /* A stale leader cut off by a partition learns our term and steps
-             * down; otherwise, with pre-vote, we could never elect it out. */
+        if (m->type == CRAFT_MSG_APPEND || m->type == CRAFT_MSG_HEARTBEAT) {
+            /* Raft paper, Figure 2: answer a stale term with ours. A stale
+             * leader learns it and steps down; without this, a member that
+             * moved to a higher term (a vote request of a node since removed)
+             * but cannot campaign (it does not know it is a member yet)
+             * would ignore the leader forever. */
             reply_plain(r, CRAFT_MSG_APPEND_RESP, m->from, r->term, false);
         } else if (m->type == CRAFT_MSG_PRE_VOTE) {
             reply_plain(r, CRAFT_MSG_PRE_VOTE_RESP, m->from, r->term, true);
+        } else if (m->type == CRAFT_MSG_VOTE) {
+            /* Raft paper, Figure 2: a candidate of a stale term learns ours.
+             * Otherwise a candidate with the newest log but a lower term
+             * could never win voters whose term ran ahead while they could
+             * not elect anyone (they only ask members of an old membership). */
+            reply_plain(r, CRAFT_MSG_VOTE_RESP, m->from, r->term, true);
         }
         return false;
     }
@@ -689,7 +697,17 @@ int craft_raft_create(const struct craft_config *cfg, struct craft_raft **out, c
     r->term = hs.term;
     r->vote = hs.vote;
     log_commit_to(&r->log, hs.commit);
-    if (cfg->applied > 0) {
+    if (cfg->applied == 0) {
+        /* The state machine restarts from the newest snapshot (whose
+         * membership initial_state gave us): nothing up to it is replayed. */
+        struct craft_snapshot_meta snap;
+        memset(&snap, 0, sizeof(snap));
+        if (cfg->storage->snapshot(cfg->storage->data, &snap) == 0 && snap.index > 0 &&
+            snap.index <= log_last_index(&r->log)) {
+            log_commit_to(&r->log, snap.index);
+            log_applied_to(&r->log, snap.index);
+        }
+    } else {
         if (cfg->applied > r->log.committed) {
             if (why != NULL) {
                 *why = "config: applied is beyond the commit index";
@@ -698,15 +716,6 @@ int craft_raft_create(const struct craft_config *cfg, struct craft_raft **out, c
             goto err_log;
         }
         log_applied_to(&r->log, cfg->applied);
-    } else {
-        /* applied 0: the state machine restarts from the snapshot, which may
-         * lie past the compaction point (first_index - 1). */
-        struct craft_snapshot_meta meta;
-        memset(&meta, 0, sizeof(meta));
-        if (cfg->storage->snapshot(cfg->storage->data, &meta) == 0 &&
-            meta.index > r->log.applied && meta.index <= r->log.committed) {
-            log_applied_to(&r->log, meta.index);
-        }
     }
     r->applying = r->log.applied;
     r->prev_hard_state.term = r->term;

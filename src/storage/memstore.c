@@ -464,6 +464,9 @@ int craft_memstore_create_snapshot(struct craft_memstore *ms, uint64_t index,
     ms->snapshot.index = index;
     ms->snapshot.term = slot_at(ms, index)->term;
     ms->snapshot.conf = *cs;
+    /* A restart starts from the newest snapshot: its membership is the one
+     * initial_state gives, and the core re-applies later changes. */
+    ms->conf = *cs;
     return CRAFT_OK;
 }
 
