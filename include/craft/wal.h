@@ -163,8 +163,14 @@ const char *craft_wal_errmsg(const struct craft_wal *wal);
 
 /* Writes everything buffered and fdatasyncs: after 0, every earlier write is
  * durable. CRAFT_STORAGE_ENOSPC leaves the buffer in place for a later commit;
- * CRAFT_STORAGE_EFATAL stops the WAL for good (never retry an fsync). A
- * commit with nothing buffered does no I/O. */
+ * CRAFT_STORAGE_EFATAL stops the WAL for good (never retry an fsync). A commit
+ * with nothing buffered does no I/O.
+ *
+ * The host calls it in step 1 of the ready cycle when the ready needs a sync
+ * (craft_ready.must_sync); otherwise it may skip it, and the records stay
+ * buffered until the next commit carries them. There is no write without a
+ * sync: recovery relies on each write being durable before the next one
+ * starts, to tell a torn last write from earlier damage. */
 int craft_wal_commit(struct craft_wal *wal);
 /* Bytes buffered, not yet committed. */
 size_t craft_wal_pending_bytes(const struct craft_wal *wal);

@@ -346,6 +346,13 @@ static void test_acknowledged_writes_survive_sigkill(void **state)
     }
     printf("crash test: %llu acknowledged commits checked, %llu torn tails truncated\n",
            (unsigned long long)total_acks, (unsigned long long)total_torn);
+    /* The workload compacts: old segments were deleted along the way, so
+     * recovery ran from a log whose start had been cut. */
+    if (rounds >= 100) {
+        char first[4096];
+        snprintf(first, sizeof(first), "%s/00000001.wal", dir);
+        assert_int_equal(access(first, F_OK), -1);
+    }
     for (int g = 0; g <= GROUPS; g++)
         free(acked[g].terms);
     free(pending);
