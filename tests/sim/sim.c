@@ -148,6 +148,8 @@ static void choose_options(struct sim *s, struct cluster_options *o)
     o->dup_ppm = 0;
     o->report_unreachable = chance(s, 50);
     o->lose_unsynced_ppm = (uint32_t)PICK(s, 0, 500000, 1000000);
+    o->async_write_ppm = (uint32_t)PICK(s, 0, 0, 200000, 1000000);
+    o->write_delay_max = (uint32_t)PICK(s, 2, 10, 40);
     o->snapshot_threshold = (uint32_t)PICK(s, 0, 8, 25, 60);
     o->snapshot_keep = (uint32_t)PICK(s, 0, 2, 10);
 }
@@ -159,14 +161,16 @@ static void print_options(FILE *f, const struct cluster_options *o, uint64_t ste
             "heartbeat=%u max_size_per_msg=%" PRIu64 " max_inflight=%u/%" PRIu64
             " max_uncommitted=%" PRIu64 " max_committed_per_ready=%" PRIu64
             " forwarding=%s step_down_on_removal=%d jitter=%u delay=%u..%u "
-            "report_unreachable=%d lose_unsynced=%u%% snapshot every %u keep %u; "
+            "report_unreachable=%d lose_unsynced=%u%% async_writes=%u%% (<=%u) snapshot every %u "
+            "keep %u; "
             "fault phase %" PRIu64 " steps\n",
             o->n_voters, o->n_learners, o->pre_vote, o->check_quorum, o->election_tick,
             o->heartbeat_tick, o->max_size_per_msg, o->max_inflight_msgs, o->max_inflight_bytes,
             o->max_uncommitted_size, o->max_committed_size_per_ready,
             o->disable_proposal_forwarding ? "off" : "on", o->step_down_on_removal, o->tick_jitter,
             o->delay_min, o->delay_max, o->report_unreachable, o->lose_unsynced_ppm / 10000,
-            o->snapshot_threshold, o->snapshot_keep, steps);
+            o->async_write_ppm / 10000, o->write_delay_max, o->snapshot_threshold, o->snapshot_keep,
+            steps);
 }
 
 /* ------------------------------------------------------------------------
