@@ -89,9 +89,12 @@ struct craft_log_store {
      * itself first: craft/snapshot.h). If the log holds the entry at
      * meta->index with meta->term, or meta->index is at or below the
      * compaction point, entries are kept (compact separately); otherwise
-     * every entry is dropped, the log continues at meta->index + 1 and the
-     * membership becomes meta->conf (installing a leader's snapshot).
-     * CRAFT_EINVAL if meta->index is below the last recorded snapshot. */
+     * every entry is dropped and the log continues at meta->index + 1
+     * (installing a leader's snapshot). Either way the membership becomes
+     * meta->conf: a restarted node starts applying after the newest snapshot,
+     * so initial_state gives its membership (raft.h); save_conf_state later
+     * changes it again. CRAFT_EINVAL if meta->index is below the last
+     * recorded snapshot. */
     int (*save_snapshot)(void *data, uint64_t group, const struct craft_snapshot_meta *meta);
     /* Drops entries up to and including index: first_index becomes index + 1.
      * CRAFT_ECOMPACTED if already compacted that far, CRAFT_EUNAVAILABLE if

@@ -332,7 +332,9 @@ int wal_group_set_conf_state(struct wal_group *g, const struct craft_conf_state 
 }
 
 /* Applies a snapshot's metadata (craft_log_store.save_snapshot's rule), set
- * by a record in segment seq. */
+ * by a record in segment seq. The membership becomes the snapshot's in every
+ * case: a restarted node starts applying after the newest snapshot, and
+ * initial_state must give that snapshot's membership (raft.h). */
 static void apply_snapshot(struct wal_group *g, const struct craft_snapshot_meta *meta,
                            uint64_t seq)
 {
@@ -348,7 +350,6 @@ static void apply_snapshot(struct wal_group *g, const struct craft_snapshot_meta
                 drop_all(g);
                 g->compact_index = meta->index;
                 g->compact_term = meta->term;
-                g->conf = meta->conf;
                 installed = true;
             }
             g->gap = false;
@@ -361,13 +362,12 @@ static void apply_snapshot(struct wal_group *g, const struct craft_snapshot_meta
         drop_all(g);
         g->compact_index = meta->index;
         g->compact_term = meta->term;
-        g->conf = meta->conf;
         installed = true;
     }
     g->snap = *meta;
+    g->conf = meta->conf;
     g->meta_seqs[WAL_META_SNAPSHOT] = seq;
-    if (installed)
-        g->meta_seqs[WAL_META_CONF] = seq;
+    g->meta_seqs[WAL_META_CONF] = seq;
     if (g->compact_index != old_compact || installed)
         g->meta_seqs[WAL_META_COMPACT] = seq;
 }

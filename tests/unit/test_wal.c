@@ -213,6 +213,14 @@ static void test_snapshot_install_and_local_snapshot(void **state)
     meta.conf.voters[0] = 1;
     assert_int_equal(f->ls->save_snapshot(f->ls->data, 1, &meta), 0);
     check_log(f->ls, 1, 1, 10);
+    /* A restart starts from this snapshot: its membership is initial_state's. */
+    assert_int_equal(craft_wal_commit(f->wal), 0);
+    reopen(f);
+    check_log(f->ls, 1, 1, 10);
+    struct craft_conf_state now;
+    assert_int_equal(f->ls->initial_state(f->ls->data, 1, NULL, &now), 0);
+    assert_int_equal(now.n_voters, 1);
+    assert_int_equal(now.voters[0], 1);
     /* A leader's snapshot at 50: everything goes, the log continues at 51. */
     meta.index = 50;
     meta.term = 4;
