@@ -243,7 +243,9 @@ struct craft_config {
     uint32_t election_tick;       /* election timeout, in ticks; randomised in [et, 2*et) */
     uint32_t heartbeat_tick;      /* < election_tick */
     uint64_t seed;                /* randomness (election timeouts); same seed, same run */
-    uint64_t applied;             /* last applied index on restart (0: from the snapshot) */
+    uint64_t applied;             /* last applied index on restart (0: from the snapshot);
+                                   * at most the last index in storage, and taken as
+                                   * committed (the hard state's commit may lag it) */
     uint64_t max_size_per_msg;    /* bytes of entries per append message (0: one entry) */
     uint32_t max_inflight_msgs;   /* append messages in flight per follower (> 0) */
     uint64_t max_inflight_bytes;  /* bytes in flight per follower (0: unbounded) */

@@ -708,13 +708,17 @@ int craft_raft_create(const struct craft_config *cfg, struct craft_raft **out, c
             log_applied_to(&r->log, snap.index);
         }
     } else {
-        if (cfg->applied > r->log.committed) {
+        /* Only committed entries are ever applied, so a durable applied index
+         * proves them committed even if the commit index in the hard state
+         * was not synced before a crash. */
+        if (cfg->applied > log_last_index(&r->log)) {
             if (why != NULL) {
-                *why = "config: applied is beyond the commit index";
+                *why = "config: applied is beyond the last index in storage";
             }
             rc = CRAFT_EINVAL;
             goto err_log;
         }
+        log_commit_to(&r->log, cfg->applied);
         log_applied_to(&r->log, cfg->applied);
     }
     r->applying = r->log.applied;
