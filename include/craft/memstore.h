@@ -39,7 +39,8 @@ void craft_memstore_set_conf_state(struct craft_memstore *ms, const struct craft
 /* Installs a snapshot: drops every entry (or, if the store holds the entry at
  * meta->index with meta->term, only those up to it), sets the membership.
  * CRAFT_EINVAL if meta is older than the current snapshot. */
-int craft_memstore_apply_snapshot(struct craft_memstore *ms, const struct craft_snapshot_meta *meta);
+int craft_memstore_apply_snapshot(struct craft_memstore *ms,
+                                  const struct craft_snapshot_meta *meta);
 
 /* Records a snapshot of the state machine at index (<= last_index) with the
  * given membership, without dropping entries; compaction is separate. The

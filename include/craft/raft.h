@@ -35,22 +35,22 @@ extern "C" {
  * ------------------------------------------------------------------------ */
 enum craft_error {
     CRAFT_OK = 0,
-    CRAFT_ENOMEM = -1,          /* an allocation failed; state is unchanged */
-    CRAFT_EINVAL = -2,          /* an argument or a config field is invalid */
-    CRAFT_ENOTLEADER = -3,      /* only the leader can do this; see status.leader */
-    CRAFT_EBUSY = -4,           /* a limit was reached (uncommitted bytes, rate limit): retry later */
-    CRAFT_ETRANSFER = -5,       /* a leader transfer is in progress: retry after it ends */
-    CRAFT_ECOMPACTED = -6,      /* storage: the index was compacted into a snapshot */
-    CRAFT_EUNAVAILABLE = -7,    /* storage: the index is beyond the last entry */
-    CRAFT_ESNAPSHOT_TEMP = -8,  /* storage: no snapshot can be given right now */
-    CRAFT_ECONF_PENDING = -9,   /* a membership change is already pending */
-    CRAFT_ECONF_INVALID = -10,  /* the membership change is not valid in this configuration */
-    CRAFT_EDROPPED = -11,       /* the message or proposal was dropped (no leader, forwarding off) */
-    CRAFT_ECORRUPT = -12,       /* an encoded buffer is malformed */
-    CRAFT_ESTORAGE = -13,       /* the storage interface reported an I/O error */
-    CRAFT_ESTEPPED_DOWN = -14,  /* the node is no longer leader */
-    CRAFT_EREMOVED = -15,       /* this node is not a member of the group */
-    CRAFT_ETOO_BIG = -16,       /* a payload is larger than the configured maximum */
+    CRAFT_ENOMEM = -1,       /* an allocation failed; state is unchanged */
+    CRAFT_EINVAL = -2,       /* an argument or a config field is invalid */
+    CRAFT_ENOTLEADER = -3,   /* only the leader can do this; see status.leader */
+    CRAFT_EBUSY = -4,        /* a limit was reached (uncommitted bytes, rate limit): retry later */
+    CRAFT_ETRANSFER = -5,    /* a leader transfer is in progress: retry after it ends */
+    CRAFT_ECOMPACTED = -6,   /* storage: the index was compacted into a snapshot */
+    CRAFT_EUNAVAILABLE = -7, /* storage: the index is beyond the last entry */
+    CRAFT_ESNAPSHOT_TEMP = -8, /* storage: no snapshot can be given right now */
+    CRAFT_ECONF_PENDING = -9,  /* a membership change is already pending */
+    CRAFT_ECONF_INVALID = -10, /* the membership change is not valid in this configuration */
+    CRAFT_EDROPPED = -11,      /* the message or proposal was dropped (no leader, forwarding off) */
+    CRAFT_ECORRUPT = -12,      /* an encoded buffer is malformed */
+    CRAFT_ESTORAGE = -13,      /* the storage interface reported an I/O error */
+    CRAFT_ESTEPPED_DOWN = -14, /* the node is no longer leader */
+    CRAFT_EREMOVED = -15,      /* this node is not a member of the group */
+    CRAFT_ETOO_BIG = -16,      /* a payload is larger than the configured maximum */
     CRAFT_ERROR_MIN = -16,
 };
 
@@ -94,7 +94,8 @@ struct craft_conf_state {
     uint64_t voters[CRAFT_MAX_NODES];
     uint64_t voters_outgoing[CRAFT_MAX_NODES]; /* non-empty while joint (Raft thesis 4.3) */
     uint64_t learners[CRAFT_MAX_NODES];        /* non-voting members */
-    uint64_t learners_next[CRAFT_MAX_NODES];   /* outgoing voters that become learners on leaving joint */
+    uint64_t
+        learners_next[CRAFT_MAX_NODES]; /* outgoing voters that become learners on leaving joint */
     uint64_t witnesses[CRAFT_MAX_NODES];
 };
 
@@ -106,7 +107,7 @@ enum craft_conf_change_type {
 };
 
 enum craft_conf_transition {
-    CRAFT_TRANSITION_AUTO = 0,     /* one change: single-step; several: joint, left automatically */
+    CRAFT_TRANSITION_AUTO = 0, /* one change: single-step; several: joint, left automatically */
     CRAFT_TRANSITION_JOINT_IMPLICIT = 1, /* joint, left automatically once committed */
     CRAFT_TRANSITION_JOINT_EXPLICIT = 2, /* joint, left by proposing an empty change */
 };
@@ -152,28 +153,28 @@ struct craft_snapshot_meta {
  * Messages.
  * ------------------------------------------------------------------------ */
 enum craft_message_type {
-    CRAFT_MSG_HUP = 0,            /* local: start an election */
-    CRAFT_MSG_BEAT,               /* local: leader, send heartbeats now */
-    CRAFT_MSG_PROPOSE,            /* entries to append; forwarded by followers */
-    CRAFT_MSG_APPEND,             /* Raft paper 5.3: AppendEntries */
-    CRAFT_MSG_APPEND_RESP,        /* reject with hint: reject_hint index, log_term hint term */
-    CRAFT_MSG_VOTE,               /* Raft paper 5.2: RequestVote */
+    CRAFT_MSG_HUP = 0,     /* local: start an election */
+    CRAFT_MSG_BEAT,        /* local: leader, send heartbeats now */
+    CRAFT_MSG_PROPOSE,     /* entries to append; forwarded by followers */
+    CRAFT_MSG_APPEND,      /* Raft paper 5.3: AppendEntries */
+    CRAFT_MSG_APPEND_RESP, /* reject with hint: reject_hint index, log_term hint term */
+    CRAFT_MSG_VOTE,        /* Raft paper 5.2: RequestVote */
     CRAFT_MSG_VOTE_RESP,
-    CRAFT_MSG_PRE_VOTE,           /* Raft thesis 9.6 */
+    CRAFT_MSG_PRE_VOTE, /* Raft thesis 9.6 */
     CRAFT_MSG_PRE_VOTE_RESP,
-    CRAFT_MSG_SNAPSHOT,           /* InstallSnapshot: snapshot metadata (data travels beside it) */
-    CRAFT_MSG_HEARTBEAT,          /* commit = min(match, committed); context = read context */
+    CRAFT_MSG_SNAPSHOT,  /* InstallSnapshot: snapshot metadata (data travels beside it) */
+    CRAFT_MSG_HEARTBEAT, /* commit = min(match, committed); context = read context */
     CRAFT_MSG_HEARTBEAT_RESP,
-    CRAFT_MSG_UNREACHABLE,        /* local: the transport could not reach `from` */
-    CRAFT_MSG_SNAPSHOT_STATUS,    /* local: snapshot to `from` finished; reject = failed */
-    CRAFT_MSG_CHECK_QUORUM,       /* local: leader, check for an active quorum now */
-    CRAFT_MSG_TRANSFER_LEADER,    /* from = the transferee */
-    CRAFT_MSG_TIMEOUT_NOW,        /* Raft thesis 3.10: campaign now, skip PreVote */
-    CRAFT_MSG_READ_INDEX,         /* Raft thesis 6.4; context = caller's read id */
-    CRAFT_MSG_READ_INDEX_RESP,    /* index = read index; reject = refused */
-    CRAFT_MSG_RATE_LIMIT,         /* follower to leader: context = in-memory log bytes */
-    CRAFT_MSG_QUIESCE,            /* leader to followers: enter quiescence */
-    CRAFT_MSG_LOCAL_TICK,         /* local: one logical clock tick */
+    CRAFT_MSG_UNREACHABLE,     /* local: the transport could not reach `from` */
+    CRAFT_MSG_SNAPSHOT_STATUS, /* local: snapshot to `from` finished; reject = failed */
+    CRAFT_MSG_CHECK_QUORUM,    /* local: leader, check for an active quorum now */
+    CRAFT_MSG_TRANSFER_LEADER, /* from = the transferee */
+    CRAFT_MSG_TIMEOUT_NOW,     /* Raft thesis 3.10: campaign now, skip PreVote */
+    CRAFT_MSG_READ_INDEX,      /* Raft thesis 6.4; context = caller's read id */
+    CRAFT_MSG_READ_INDEX_RESP, /* index = read index; reject = refused */
+    CRAFT_MSG_RATE_LIMIT,      /* follower to leader: context = in-memory log bytes */
+    CRAFT_MSG_QUIESCE,         /* leader to followers: enter quiescence */
+    CRAFT_MSG_LOCAL_TICK,      /* local: one logical clock tick */
     CRAFT_MSG_TYPE_COUNT
 };
 
@@ -234,30 +235,31 @@ struct craft_storage {
  * Configuration.
  * ------------------------------------------------------------------------ */
 enum craft_read_only_option {
-    CRAFT_READ_ONLY_SAFE = 0,  /* ReadIndex confirmed by a heartbeat round (Raft thesis 6.4) */
-    CRAFT_READ_ONLY_LEASE = 1, /* leader lease (Raft thesis 6.4.1): needs check_quorum and bounded clock drift */
+    CRAFT_READ_ONLY_SAFE = 0, /* ReadIndex confirmed by a heartbeat round (Raft thesis 6.4) */
+    CRAFT_READ_ONLY_LEASE =
+        1, /* leader lease (Raft thesis 6.4.1): needs check_quorum and bounded clock drift */
 };
 
 struct craft_config {
-    uint64_t id;                  /* this node, non-zero */
-    uint32_t election_tick;       /* election timeout, in ticks; randomised in [et, 2*et) */
-    uint32_t heartbeat_tick;      /* < election_tick */
-    uint64_t seed;                /* randomness (election timeouts); same seed, same run */
-    uint64_t applied;             /* last applied index on restart (0: from the snapshot);
-                                   * at most the last index in storage, and taken as
-                                   * committed (the hard state's commit may lag it) */
-    uint64_t max_size_per_msg;    /* bytes of entries per append message (0: one entry) */
-    uint32_t max_inflight_msgs;   /* append messages in flight per follower (> 0) */
-    uint64_t max_inflight_bytes;  /* bytes in flight per follower (0: unbounded) */
-    uint64_t max_uncommitted_size;     /* bytes of uncommitted entries at the leader (0: unbounded) */
+    uint64_t id;                   /* this node, non-zero */
+    uint32_t election_tick;        /* election timeout, in ticks; randomised in [et, 2*et) */
+    uint32_t heartbeat_tick;       /* < election_tick */
+    uint64_t seed;                 /* randomness (election timeouts); same seed, same run */
+    uint64_t applied;              /* last applied index on restart (0: from the snapshot);
+                                    * at most the last index in storage, and taken as
+                                    * committed (the hard state's commit may lag it) */
+    uint64_t max_size_per_msg;     /* bytes of entries per append message (0: one entry) */
+    uint32_t max_inflight_msgs;    /* append messages in flight per follower (> 0) */
+    uint64_t max_inflight_bytes;   /* bytes in flight per follower (0: unbounded) */
+    uint64_t max_uncommitted_size; /* bytes of uncommitted entries at the leader (0: unbounded) */
     uint64_t max_committed_size_per_ready; /* bytes of committed entries per ready (0: unbounded) */
-    uint64_t max_in_mem_log_size;      /* rate limit on unapplied log bytes of any member (0: off) */
+    uint64_t max_in_mem_log_size; /* rate limit on unapplied log bytes of any member (0: off) */
     uint32_t quiesce_ticks;       /* idle ticks before quiescence (0: never) */
     bool pre_vote;                /* Raft thesis 9.6 */
     bool check_quorum;            /* leader steps down without an active quorum */
     bool disable_proposal_forwarding;
-    bool step_down_on_removal;    /* a leader removed from the group steps down at once */
-    uint32_t read_only_option;    /* enum craft_read_only_option */
+    bool step_down_on_removal; /* a leader removed from the group steps down at once */
+    uint32_t read_only_option; /* enum craft_read_only_option */
     const struct craft_storage *storage;
 };
 
@@ -293,21 +295,21 @@ struct craft_read_state {
 
 struct craft_ready {
     bool has_hard_state;
-    bool must_sync;   /* step 1 must be durable before step 2 (entries, term or vote changed) */
+    bool must_sync;      /* step 1 must be durable before step 2 (entries, term or vote changed) */
     bool has_conf_state; /* membership changed since the last ready: conf_state is new */
     struct craft_hard_state hard_state;
     struct craft_conf_state conf_state;
     const struct craft_snapshot_meta *snapshot; /* to install, NULL for none */
     const struct craft_entry *entries;          /* to persist */
     size_t n_entries;
-    const struct craft_entry *committed;        /* to apply, in order */
+    const struct craft_entry *committed; /* to apply, in order */
     size_t n_committed;
-    const struct craft_message *messages;       /* to send */
+    const struct craft_message *messages; /* to send */
     size_t n_messages;
     const struct craft_read_state *read_states; /* ReadIndex results */
     size_t n_read_states;
-    uint64_t leader;                            /* soft state: current leader, 0 if unknown */
-    uint32_t role;                              /* soft state: enum craft_role */
+    uint64_t leader; /* soft state: current leader, 0 if unknown */
+    uint32_t role;   /* soft state: enum craft_role */
 };
 
 struct craft_peer_status {

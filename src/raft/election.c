@@ -51,8 +51,7 @@ static enum vote_result tally(struct craft_raft *r)
         }
     }
     return quorum_joint_vote_result(quorum_vote_result(in_n, in_yes, in_no),
-                                    out_n ? quorum_vote_result(out_n, out_yes, out_no)
-                                          : VOTE_WON);
+                                    out_n ? quorum_vote_result(out_n, out_yes, out_no) : VOTE_WON);
 }
 
 static void record_vote(struct craft_raft *r, uint64_t id, bool granted)
@@ -126,8 +125,8 @@ int election_handle_hup(struct craft_raft *r, const struct craft_message *m)
 int election_handle_request_vote(struct craft_raft *r, const struct craft_message *m)
 {
     bool pre = m->type == CRAFT_MSG_PRE_VOTE;
-    bool can_vote = r->vote == m->from || (r->vote == 0 && r->leader == 0) ||
-                    (pre && m->term > r->term);
+    bool can_vote =
+        r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
     struct out_message *om;
 
     /* Raft paper 5.4.1: vote only for a log at least as up to date as ours. */

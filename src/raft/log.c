@@ -322,8 +322,7 @@ int log_append(struct raft_log *l, const struct craft_entry *entries, size_t n)
     return 0;
 }
 
-static uint64_t find_conflict(const struct raft_log *l, const struct craft_entry *entries,
-                              size_t n)
+static uint64_t find_conflict(const struct raft_log *l, const struct craft_entry *entries, size_t n)
 {
     size_t i;
 
@@ -336,8 +335,7 @@ static uint64_t find_conflict(const struct raft_log *l, const struct craft_entry
 }
 
 int log_maybe_append(struct raft_log *l, uint64_t index, uint64_t log_term_, uint64_t committed,
-                     const struct craft_entry *entries, size_t n, bool *matched,
-                     uint64_t *last_new)
+                     const struct craft_entry *entries, size_t n, bool *matched, uint64_t *last_new)
 {
     uint64_t conflict;
     size_t i;

@@ -104,8 +104,7 @@ static int apply_one(struct craft_conf_state *cs, const struct craft_conf_change
         /* Raft thesis 4.3: an outgoing voter keeps voting until the joint
          * configuration is left, then becomes a learner. */
         if (in_outgoing) {
-            return list_add(cs->learners_next, &cs->n_learners_next, id) ? 0
-                                                                         : CRAFT_ECONF_INVALID;
+            return list_add(cs->learners_next, &cs->n_learners_next, id) ? 0 : CRAFT_ECONF_INVALID;
         }
         return list_add(cs->learners, &cs->n_learners, id) ? 0 : CRAFT_ECONF_INVALID;
     case CRAFT_CC_ADD_WITNESS:

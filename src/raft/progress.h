@@ -20,7 +20,7 @@ struct inflight {
 struct inflights {
     uint32_t start; /* ring position of the oldest */
     uint32_t count;
-    uint32_t cap;   /* max_inflight_msgs */
+    uint32_t cap; /* max_inflight_msgs */
     uint64_t bytes;
     uint64_t max_bytes; /* 0: unbounded */
     struct inflight *ring;
@@ -30,7 +30,7 @@ struct progress {
     uint64_t id;
     uint64_t match;
     uint64_t next;
-    uint32_t state; /* enum craft_progress_state */
+    uint32_t state;     /* enum craft_progress_state */
     bool probe_sent;    /* probe state: an append is out, wait for its answer */
     bool recent_active; /* heard from since the last check-quorum round */
     bool is_learner;

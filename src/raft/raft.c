@@ -294,6 +294,7 @@ static int candidate_snapshot(struct craft_raft *r, const struct craft_message *
  * The handler table: a message a role must not receive has no entry and is
  * dropped and counted.
  * ------------------------------------------------------------------------ */
+/* clang-format off */
 #define FOR_FOLLOWER_LIKE(role)                                                                    \
     [role][CRAFT_MSG_APPEND] = replication_handle_append,                                          \
     [role][CRAFT_MSG_HEARTBEAT] = replication_handle_heartbeat,                                    \
@@ -358,6 +359,7 @@ static const handler_fn handlers[CRAFT_ROLE_COUNT][CRAFT_MSG_TYPE_COUNT] = {
     [CRAFT_ROLE_LEADER][CRAFT_MSG_LOCAL_TICK] = handle_local_tick,
     [CRAFT_ROLE_LEADER][CRAFT_MSG_HUP] = election_handle_hup,
 };
+/* clang-format on */
 
 static bool is_local(uint32_t type)
 {
@@ -404,8 +406,8 @@ static bool step_term(struct craft_raft *r, const struct craft_message *m)
     if (m->term > r->term) {
         if (m->type == CRAFT_MSG_VOTE || m->type == CRAFT_MSG_PRE_VOTE) {
             bool force = (m->flags & CRAFT_MSG_FLAG_TRANSFER) != 0;
-            bool in_lease = r->cfg.check_quorum && r->leader != 0 &&
-                            r->election_elapsed < r->cfg.election_tick;
+            bool in_lease =
+                r->cfg.check_quorum && r->leader != 0 && r->election_elapsed < r->cfg.election_tick;
             /* A node that heard from a live leader within the election
              * timeout ignores vote requests (Raft thesis 4.2.3). */
             if (!force && in_lease) {
@@ -636,6 +638,7 @@ int craft_raft_create(const struct craft_config *cfg, struct craft_raft **out, c
     struct craft_conf_state cs;
     struct craft_raft *r;
     const char *problem;
+    uint32_t i;
     int rc;
 
     if (why != NULL) {
@@ -733,11 +736,8 @@ int craft_raft_create(const struct craft_config *cfg, struct craft_raft **out, c
 err_log:
     log_free(&r->log);
 err_free:
-    {
-        uint32_t i;
-        for (i = 0; i < r->n_progress; i++) {
-            progress_free(&r->progress[i]);
-        }
+    for (i = 0; i < r->n_progress; i++) {
+        progress_free(&r->progress[i]);
     }
     free(r);
     return rc;

@@ -152,8 +152,7 @@ bool replication_send_append(struct craft_raft *r, struct progress *pr, bool sen
 void replication_bcast_append(struct craft_raft *r);
 void replication_bcast_heartbeat(struct craft_raft *r, uint64_t read_seq);
 bool replication_maybe_commit(struct craft_raft *r);
-int replication_append_entries(struct craft_raft *r, const struct craft_entry *entries,
-                               size_t n);
+int replication_append_entries(struct craft_raft *r, const struct craft_entry *entries, size_t n);
 int replication_handle_append(struct craft_raft *r, const struct craft_message *m);
 int replication_handle_heartbeat(struct craft_raft *r, const struct craft_message *m);
 int replication_handle_snapshot(struct craft_raft *r, const struct craft_message *m);

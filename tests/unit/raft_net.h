@@ -38,7 +38,7 @@ struct net_applied {
 /* A message in flight: the message plus owned copies of what it points to. */
 struct net_msg {
     struct craft_message m;
-    struct craft_entry *entries;   /* m.entries points here; data copied too */
+    struct craft_entry *entries;         /* m.entries points here; data copied too */
     struct craft_snapshot_meta snapshot; /* m.snapshot points here when set */
 };
 

@@ -161,7 +161,7 @@ static void test_5_4_1_election_restriction(void **state)
     const struct craft_message *resp;
 
     (void)state;
-    net_elect(net, 1);               /* term 1, no-op at 1 */
+    net_elect(net, 1);                             /* term 1, no-op at 1 */
     assert_int_equal(net_propose(net, 1, "a"), 0); /* index 2 */
     net_clear_queue(net);
     /* Node 2's log ends at (2, 1). */
@@ -171,7 +171,7 @@ static void test_5_4_1_election_restriction(void **state)
     assert_non_null(resp);
     assert_true(resp->reject);
     assert_int_equal(craft_raft_term(net_raft(net, 2)), 5); /* it still learned the term */
-    m = vote_msg(CRAFT_MSG_VOTE, 3, 2, 5, 1, 1); /* same term, shorter */
+    m = vote_msg(CRAFT_MSG_VOTE, 3, 2, 5, 1, 1);            /* same term, shorter */
     net_step(net, 2, &m);
     resp = net_queued_msg(net, CRAFT_MSG_VOTE_RESP, 2, 3, 1);
     assert_non_null(resp);
@@ -474,12 +474,12 @@ static void test_etcd7280_no_campaign_with_unapplied_conf_change(void **state)
     (void)state;
     net_elect(net, 1);
     assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &cc), 0);
-    net_ready(net, 1);  /* appends out */
-    net_deliver(net);   /* 2, 3 take them */
+    net_ready(net, 1); /* appends out */
+    net_deliver(net);  /* 2, 3 take them */
     net_ready(net, 2);
     net_ready(net, 3);
-    net_deliver(net);   /* acks: the leader commits */
-    net_ready(net, 1);  /* commit index out */
+    net_deliver(net);  /* acks: the leader commits */
+    net_ready(net, 1); /* commit index out */
     net_deliver(net);
     net_status(net, 2, &st);
     assert_true(st.commit > st.applied);

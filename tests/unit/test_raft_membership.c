@@ -111,8 +111,7 @@ static void test_4_1_one_change_at_a_time(void **state)
 
     (void)state;
     assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &add4), 0);
-    assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &add5),
-                     CRAFT_ECONF_PENDING);
+    assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &add5), CRAFT_ECONF_PENDING);
     net_stabilize(net);
     assert_int_equal(net_propose_cc(net, 1, &add5), 0);
     assert_int_equal(conf_of(net, 1)->n_voters, 5);
@@ -352,16 +351,14 @@ static void test_4_3_joint_explicit_leave(void **state)
     assert_true(craft_conf_state_is_joint(conf_of(net, 1)));
     assert_true(craft_conf_state_is_joint(conf_of(net, 4)));
     /* No other change until the joint configuration is left. */
-    assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &again),
-                     CRAFT_ECONF_INVALID);
+    assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &again), CRAFT_ECONF_INVALID);
     assert_int_equal(net_propose_cc(net, 1, &leave), 0);
     net_tick(net, 1, 1);
     assert_false(craft_conf_state_is_joint(conf_of(net, 1)));
     assert_false(craft_conf_state_is_joint(conf_of(net, 2)));
     assert_false(craft_conf_state_contains(conf_of(net, 1), 3));
     /* Leaving twice is invalid. */
-    assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &leave),
-                     CRAFT_ECONF_INVALID);
+    assert_int_equal(craft_raft_propose_conf_change(net_raft(net, 1), &leave), CRAFT_ECONF_INVALID);
     net_destroy(net);
 }
 

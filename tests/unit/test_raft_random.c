@@ -183,8 +183,9 @@ static void run_seed(uint64_t seed)
                 cc.changes[k].type = (uint32_t)(next_rand(c) % 4);
                 cc.changes[k].node_id = 1 + next_rand(c) % N;
             }
-            if (st.conf.n_voters > 3 || (cc.n_changes > 0 && cc.changes[0].type != CRAFT_CC_REMOVE_NODE &&
-                                         (cc.n_changes < 2 || cc.changes[1].type != CRAFT_CC_REMOVE_NODE))) {
+            if (st.conf.n_voters > 3 ||
+                (cc.n_changes > 0 && cc.changes[0].type != CRAFT_CC_REMOVE_NODE &&
+                 (cc.n_changes < 2 || cc.changes[1].type != CRAFT_CC_REMOVE_NODE))) {
                 craft_raft_propose_conf_change(n->raft, &cc);
             }
             net_stabilize(net);

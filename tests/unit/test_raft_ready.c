@@ -49,9 +49,9 @@ static void test_10_2_1_leader_counts_itself_only_once_durable(void **state)
     for (i = 0; i < rd.n_messages; i++) {
         net_send(net, &rd.messages[i]); /* sent before the write */
     }
-    net_deliver(net);     /* 2 takes the entry */
-    net_ready(net, 2);    /* 2 persists and acks */
-    net_deliver(net);     /* the ack reaches 1 */
+    net_deliver(net);                       /* 2 takes the entry */
+    net_ready(net, 2);                      /* 2 persists and acks */
+    net_deliver(net);                       /* the ack reaches 1 */
     assert_int_equal(commit_of(net, 1), 1); /* 1 of 3 durable: not yet */
     net_persist(net, 1, &rd);
     assert_int_equal(craft_raft_advance(r1, &rd), 0);
