@@ -2,6 +2,7 @@
  * docs/architecture.md), and the node's status. A ready resolves the
  * outbox's entry ranges into pointers, so everything it hands out stays valid
  * until advance; the outbox it drew from is set aside until the next ready. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,20 @@ static bool resolve_entries(struct craft_raft *r, const struct outbox *ob,
     return true;
 }
 
+/* Zeroes rd except conf_state's member arrays: conf_state is 2.5 KiB, and
+ * clearing it on every ready was the largest single cost of a ready. Its
+ * counts are zeroed, so without has_conf_state it reads as an empty
+ * membership, as before. */
+static void clear_ready(struct craft_ready *rd)
+{
+    size_t head = offsetof(struct craft_ready, conf_state);
+    size_t tail = head + sizeof(rd->conf_state);
+
+    memset(rd, 0, head);
+    memset(&rd->conf_state, 0, offsetof(struct craft_conf_state, voters));
+    memset((unsigned char *)rd + tail, 0, sizeof(*rd) - tail);
+}
+
 int craft_raft_ready(struct craft_raft *r, struct craft_ready *rd)
 {
     struct ready_pool *p = &r->pool;
@@ -123,7 +138,7 @@ int craft_raft_ready(struct craft_raft *r, struct craft_ready *rd)
     if (r->ready_outstanding) {
         return CRAFT_EINVAL; /* advance the previous ready first */
     }
-    memset(rd, 0, sizeof(*rd));
+    clear_ready(rd);
     if (r->role == CRAFT_ROLE_LEADER) {
         if (r->append_pending) {
             replication_bcast_append(r);
@@ -167,13 +182,16 @@ int craft_raft_ready(struct craft_raft *r, struct craft_ready *rd)
     if (rc != 0) {
         return rc;
     }
-    if (ob->n * 2 > p->cap_spans) {
-        size_t *v = realloc(p->spans, ob->n * 2 * sizeof(*v));
+    /* Sized with the message array, which grows geometrically: sizing it to
+     * ob->n exactly would reallocate each time the outbox reaches a new
+     * high-water mark by one message. */
+    if (p->cap_messages * 2 > p->cap_spans) {
+        size_t *v = realloc(p->spans, p->cap_messages * 2 * sizeof(*v));
         if (v == NULL) {
             return CRAFT_ENOMEM;
         }
         p->spans = v;
-        p->cap_spans = ob->n * 2;
+        p->cap_spans = p->cap_messages * 2;
     }
     msg_first = p->spans;
     for (i = 0; i < ob->n; i++) {

@@ -496,9 +496,11 @@ int replication_handle_transfer_leader(struct craft_raft *r, const struct craft_
 static int step_local(struct craft_raft *r, uint32_t type, uint64_t from, bool reject,
                       const struct craft_entry *e, uint64_t context)
 {
-    struct craft_message m;
+    /* Copied from a zeroed object rather than memset: gcc inlines a memset
+     * of this size as `rep stos`, slow on this path taken per proposal. */
+    static const struct craft_message blank;
+    struct craft_message m = blank;
 
-    memset(&m, 0, sizeof(m));
     m.type = type;
     m.from = from;
     m.to = r->id;
