@@ -201,8 +201,7 @@ int craft_raft_ready(struct craft_raft *r, struct craft_ready *rd)
             continue;
         }
         p->messages[n_msgs] = om->m;
-        p->messages[n_msgs].snapshot =
-            om->kind == OUT_SNAPSHOT ? &ob->snapshots[om->first] : NULL;
+        p->messages[n_msgs].snapshot = om->kind == OUT_SNAPSHOT ? &ob->snapshots[om->first] : NULL;
         msg_first[2 * n_msgs] = first;
         msg_first[2 * n_msgs + 1] = count;
         n_msgs++;
@@ -226,8 +225,7 @@ int craft_raft_ready(struct craft_raft *r, struct craft_ready *rd)
     /* 4. Read states. */
     if (r->n_read_states > 0) {
         if (r->n_read_states > p->cap_read_states) {
-            struct craft_read_state *v =
-                realloc(p->read_states, r->n_read_states * sizeof(*v));
+            struct craft_read_state *v = realloc(p->read_states, r->n_read_states * sizeof(*v));
             if (v == NULL) {
                 return CRAFT_ENOMEM;
             }
@@ -309,7 +307,12 @@ int craft_raft_advance(struct craft_raft *r, const struct craft_ready *rd)
     }
     for (i = 0; i < rd->n_committed; i++) {
         const struct craft_entry *e = &rd->committed[i];
-        if (e->type == CRAFT_ENTRY_CONF_CHANGE) {
+        /* A snapshot restored since this ready was handed out (it waits in
+         * the unstable log for the next ready) already holds the membership
+         * as of its index: entries it covers are not applied again. */
+        bool superseded =
+            r->log.unstable.has_snapshot && e->index <= r->log.unstable.snapshot.index;
+        if (e->type == CRAFT_ENTRY_CONF_CHANGE && !superseded) {
             membership_apply_entry(r, e);
         }
         log_applied_bytes(&r->log, e->len);
