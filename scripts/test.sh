@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing, builds, runs every test.
 #
-#   scripts/test.sh           build/ (-O2 -g), build-asan/ (ASan+UBSan) and build-fuzz/
+#   scripts/test.sh           build/ (-O2 -g), build-asan/ (ASan+UBSan), build-tsan/ (TSan), build-fuzz/
 #                             (clang, libFuzzer targets run for a bounded time), ctest in each
 #   scripts/test.sh --quick   build/ only
 #
@@ -76,6 +76,12 @@ run_suite build -DCRAFT_SANITIZE=OFF -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS:-2000}
 if [ "$quick" -eq 0 ]; then
     run_suite build-asan -DCRAFT_SANITIZE=ON \
         -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS_ASAN:-500}" || status=1
+fi
+
+# ThreadSanitizer over everything (the WAL's batching writer is threaded).
+if [ "$quick" -eq 0 ]; then
+    run_suite build-tsan -DCRAFT_TSAN=ON -DCRAFT_SANITIZE=OFF \
+        -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS_TSAN:-200}" || status=1
 fi
 
 # Fuzz targets (libFuzzer, clang): every decoder and the core's step function,
