@@ -16,6 +16,7 @@
  * decodes to the same value. Whether a change makes sense for the current
  * configuration (ECONF_INVALID) is decided elsewhere, not by the codec.
  */
+#include "common/byteorder.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,33 +53,6 @@ static bool conf_change_is_valid(const struct craft_conf_change *cc)
     return true;
 }
 
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 /* Returns 0 for a change that cannot be encoded (NULL, or too many changes);
  * every encodable change takes at least CONF_CHANGE_HEADER_SIZE bytes. */
 size_t craft_conf_change_size(const struct craft_conf_change *cc)
@@ -104,11 +78,11 @@ int craft_conf_change_encode(const struct craft_conf_change *cc, void *buf, size
     uint8_t *p = buf;
     p[0] = CONF_CHANGE_VERSION;
     p[1] = (uint8_t)cc->transition;
-    put_u16(p + 2, (uint16_t)cc->n_changes);
+    le_put_u16(p + 2, (uint16_t)cc->n_changes);
     p += CONF_CHANGE_HEADER_SIZE;
     for (uint32_t i = 0; i < cc->n_changes; i++) {
         p[0] = (uint8_t)cc->changes[i].type;
-        put_u64(p + 1, cc->changes[i].node_id);
+        le_put_u64(p + 1, cc->changes[i].node_id);
         p += CONF_CHANGE_ITEM_SIZE;
     }
     return (int)size;
@@ -131,7 +105,7 @@ int craft_conf_change_decode(struct craft_conf_change *cc, const void *buf, size
         return CRAFT_ECORRUPT;
     }
     decoded.transition = p[1];
-    decoded.n_changes = get_u16(p + 2);
+    decoded.n_changes = le_get_u16(p + 2);
     /* Bound the count before using it in any size computation. */
     if (!transition_is_valid(decoded.transition) || decoded.n_changes > CRAFT_MAX_CONF_CHANGES) {
         return CRAFT_ECORRUPT;
@@ -143,7 +117,7 @@ int craft_conf_change_decode(struct craft_conf_change *cc, const void *buf, size
     p += CONF_CHANGE_HEADER_SIZE;
     for (uint32_t i = 0; i < decoded.n_changes; i++) {
         decoded.changes[i].type = p[0];
-        decoded.changes[i].node_id = get_u64(p + 1);
+        decoded.changes[i].node_id = le_get_u64(p + 1);
         if (!change_type_is_valid(decoded.changes[i].type) || decoded.changes[i].node_id == 0) {
             return CRAFT_ECORRUPT;
         }

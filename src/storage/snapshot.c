@@ -13,6 +13,7 @@
  * Written as <name>.tmp, fdatasynced, renamed, directory fsynced. Every
  * length read back is checked against the file's size before use.
  */
+#include "common/byteorder.h"
 #include <craft/snapshot.h>
 
 #include <errno.h>
@@ -59,28 +60,6 @@ struct craft_snapshot_reader {
 };
 
 /* ---- small helpers ---- */
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 static void set_err(struct craft_snapshot_store *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -395,13 +374,13 @@ int craft_snapshot_write_begin(struct craft_snapshot_store *store, uint64_t grou
     wal_conf_put(meta_buf, &meta->conf);
     memset(head, 0, sizeof(head));
     memcpy(head, SNAP_MAGIC, 8);
-    put_u32(head + 8, SNAP_VERSION);
-    put_u32(head + 12, SNAP_HEADER);
-    put_u64(head + 16, group);
-    put_u64(head + 24, meta->index);
-    put_u64(head + 32, meta->term);
-    put_u32(head + 40, (uint32_t)meta_len);
-    put_u32(head + 60, crc32c(0, head, 60));
+    le_put_u32(head + 8, SNAP_VERSION);
+    le_put_u32(head + 12, SNAP_HEADER);
+    le_put_u64(head + 16, group);
+    le_put_u64(head + 24, meta->index);
+    le_put_u64(head + 32, meta->term);
+    le_put_u32(head + 40, (uint32_t)meta_len);
+    le_put_u32(head + 60, crc32c(0, head, 60));
     rc = craft_vfs_write_full(w->file, head, sizeof(head), 0);
     if (rc == 0)
         rc = craft_vfs_write_full(w->file, meta_buf, meta_len, SNAP_HEADER);
@@ -451,10 +430,10 @@ int craft_snapshot_write_finish(struct craft_snapshot_writer *w)
     }
     memset(tail, 0, sizeof(tail));
     memcpy(tail, SNAP_END_MAGIC, 8);
-    put_u64(tail + 8, w->written);
-    put_u32(tail + 16, w->data_crc);
-    put_u32(tail + 20, w->meta_crc);
-    put_u32(tail + 28, crc32c(0, tail, 28));
+    le_put_u64(tail + 8, w->written);
+    le_put_u32(tail + 16, w->data_crc);
+    le_put_u32(tail + 20, w->meta_crc);
+    le_put_u32(tail + 28, crc32c(0, tail, 28));
     rc = craft_vfs_write_full(w->file, tail, sizeof(tail), w->data_start + w->written);
     if (rc != 0) {
         rc = io_error(s, "write", w->tmp_path, rc);
@@ -530,24 +509,24 @@ static int open_verified(struct craft_snapshot_store *s, const struct craft_snap
         rc = CRAFT_ESTORAGE;
         goto out;
     }
-    if (memcmp(head, SNAP_MAGIC, 8) != 0 || get_u32(head + 60) != crc32c(0, head, 60) ||
-        get_u32(head + 8) != SNAP_VERSION || get_u32(head + 12) != SNAP_HEADER) {
+    if (memcmp(head, SNAP_MAGIC, 8) != 0 || le_get_u32(head + 60) != crc32c(0, head, 60) ||
+        le_get_u32(head + 8) != SNAP_VERSION || le_get_u32(head + 12) != SNAP_HEADER) {
         snprintf(why, why_cap, "%s offset 0: bad header (magic, version or checksum)", name);
         goto out;
     }
     uint64_t tail_off = size - SNAP_TRAILER;
-    if (memcmp(tail, SNAP_END_MAGIC, 8) != 0 || get_u32(tail + 28) != crc32c(0, tail, 28)) {
+    if (memcmp(tail, SNAP_END_MAGIC, 8) != 0 || le_get_u32(tail + 28) != crc32c(0, tail, 28)) {
         snprintf(why, why_cap, "%s offset %" PRIu64 ": bad trailer (unfinished or damaged)", name,
                  tail_off);
         goto out;
     }
-    if (get_u64(head + 16) != info->group || get_u64(head + 24) != info->index ||
-        get_u64(head + 32) != info->term) {
+    if (le_get_u64(head + 16) != info->group || le_get_u64(head + 24) != info->index ||
+        le_get_u64(head + 32) != info->term) {
         snprintf(why, why_cap, "%s offset 16: header does not match the file name", name);
         goto out;
     }
-    uint32_t meta_len = get_u32(head + 40);
-    uint64_t data_len = get_u64(tail + 8);
+    uint32_t meta_len = le_get_u32(head + 40);
+    uint64_t data_len = le_get_u64(tail + 8);
     if (meta_len > SNAP_MAX_META || (uint64_t)SNAP_HEADER + meta_len > tail_off ||
         data_len != tail_off - SNAP_HEADER - meta_len) {
         snprintf(why, why_cap, "%s offset 40: lengths do not add up to the file size", name);
@@ -570,7 +549,7 @@ static int open_verified(struct craft_snapshot_store *s, const struct craft_snap
         goto out;
     }
     const uint8_t *p = buf;
-    if (crc32c(0, buf, meta_len) != get_u32(tail + 20) ||
+    if (crc32c(0, buf, meta_len) != le_get_u32(tail + 20) ||
         !wal_conf_get(&p, buf + meta_len, &r->meta.conf) || p != buf + meta_len) {
         snprintf(why, why_cap, "%s offset %u: bad membership (checksum or encoding)", name,
                  SNAP_HEADER);
@@ -591,7 +570,7 @@ static int open_verified(struct craft_snapshot_store *s, const struct craft_snap
         crc = crc32c(crc, buf, n);
         off += n;
     }
-    if (crc != get_u32(tail + 16)) {
+    if (crc != le_get_u32(tail + 16)) {
         snprintf(why, why_cap, "%s offset %" PRIu64 ": data checksum mismatch", name, data_start);
         free(r);
         goto out;

@@ -3,6 +3,7 @@
  * Decoding treats every byte as hostile: each length is checked against the
  * bytes available before use, counts against their maxima, and nothing is
  * read outside the buffer given. */
+#include "common/byteorder.h"
 #include "wal_record.h"
 
 #include <stddef.h>
@@ -12,45 +13,6 @@
 #include "crc32c.h"
 
 /* ---- little-endian helpers ---- */
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 /* ---- buffer ---- */
 
@@ -86,12 +48,12 @@ void wal_segment_header_encode(const struct wal_segment_header *h,
 {
     memset(out, 0, WAL_SEGMENT_HEADER_SIZE);
     memcpy(out, WAL_MAGIC, 8);
-    put_u32(out + 8, h->version);
-    put_u32(out + 12, WAL_SEGMENT_HEADER_SIZE);
-    put_u64(out + 16, h->seq);
-    put_u64(out + 24, h->first_lsn);
-    put_u64(out + 32, h->segment_size);
-    put_u32(out + 60, crc32c(0, out, 60));
+    le_put_u32(out + 8, h->version);
+    le_put_u32(out + 12, WAL_SEGMENT_HEADER_SIZE);
+    le_put_u64(out + 16, h->seq);
+    le_put_u64(out + 24, h->first_lsn);
+    le_put_u64(out + 32, h->segment_size);
+    le_put_u32(out + 60, crc32c(0, out, 60));
 }
 
 int wal_segment_header_decode(const uint8_t *buf, size_t len, struct wal_segment_header *h,
@@ -105,22 +67,22 @@ int wal_segment_header_decode(const uint8_t *buf, size_t len, struct wal_segment
         *why = "segment header: bad magic (not a craft WAL segment)";
         return -1;
     }
-    if (get_u32(buf + 60) != crc32c(0, buf, 60)) {
+    if (le_get_u32(buf + 60) != crc32c(0, buf, 60)) {
         *why = "segment header: checksum mismatch";
         return -1;
     }
-    h->version = get_u32(buf + 8);
+    h->version = le_get_u32(buf + 8);
     if (h->version != WAL_FORMAT_VERSION) {
         *why = "segment header: unsupported format version";
         return -1;
     }
-    if (get_u32(buf + 12) != WAL_SEGMENT_HEADER_SIZE) {
+    if (le_get_u32(buf + 12) != WAL_SEGMENT_HEADER_SIZE) {
         *why = "segment header: bad header size";
         return -1;
     }
-    h->seq = get_u64(buf + 16);
-    h->first_lsn = get_u64(buf + 24);
-    h->segment_size = get_u64(buf + 32);
+    h->seq = le_get_u64(buf + 16);
+    h->first_lsn = le_get_u64(buf + 24);
+    h->segment_size = le_get_u64(buf + 32);
     if (h->first_lsn == 0) {
         *why = "segment header: first lsn is 0";
         return -1;
@@ -141,7 +103,7 @@ size_t wal_record_size(uint32_t payload_len)
 
 uint32_t wal_record_payload_len(const uint8_t *rec)
 {
-    return get_u32(rec + 4);
+    return le_get_u32(rec + 4);
 }
 
 /* Reserves a record of payload_len bytes and writes its header; returns the
@@ -158,18 +120,18 @@ static uint8_t *record_begin(struct wal_buf *b, uint16_t type, size_t payload_le
         return NULL;
     uint8_t *rec = b->data + b->len;
     memset(rec, 0, size);
-    put_u32(rec + 4, (uint32_t)payload_len);
-    put_u16(rec + 24, type);
+    le_put_u32(rec + 4, (uint32_t)payload_len);
+    le_put_u16(rec + 24, type);
     b->len += size;
     return rec + WAL_RECORD_HEADER_SIZE;
 }
 
 void wal_record_stamp(uint8_t *rec, uint64_t lsn, uint64_t unit_last)
 {
-    uint32_t len = get_u32(rec + 4);
-    put_u64(rec + 8, lsn);
-    put_u64(rec + 16, unit_last);
-    put_u32(rec, crc32c(0, rec + 4, WAL_RECORD_HEADER_SIZE - 4 + (size_t)len));
+    uint32_t len = le_get_u32(rec + 4);
+    le_put_u64(rec + 8, lsn);
+    le_put_u64(rec + 16, unit_last);
+    le_put_u32(rec, crc32c(0, rec + 4, WAL_RECORD_HEADER_SIZE - 4 + (size_t)len));
 }
 
 #define CONF_LISTS 5
@@ -194,12 +156,12 @@ uint8_t *wal_conf_put(uint8_t *p, const struct craft_conf_state *cs)
     const uint64_t *lists[CONF_LISTS] = {cs->voters, cs->voters_outgoing, cs->learners,
                                          cs->learners_next, cs->witnesses};
     for (int i = 0; i < CONF_LISTS; i++)
-        put_u32(p + 4 * i, counts[i]);
-    put_u32(p + 20, cs->auto_leave ? 1 : 0);
+        le_put_u32(p + 4 * i, counts[i]);
+    le_put_u32(p + 20, cs->auto_leave ? 1 : 0);
     p += 24;
     for (int i = 0; i < CONF_LISTS; i++)
         for (uint32_t k = 0; k < counts[i]; k++, p += 8)
-            put_u64(p, lists[i][k]);
+            le_put_u64(p, lists[i][k]);
     return p;
 }
 
@@ -212,12 +174,12 @@ bool wal_conf_get(const uint8_t **pp, const uint8_t *end, struct craft_conf_stat
     uint32_t counts[CONF_LISTS];
     uint64_t total = 0;
     for (int i = 0; i < CONF_LISTS; i++) {
-        counts[i] = get_u32(p + 4 * i);
+        counts[i] = le_get_u32(p + 4 * i);
         if (counts[i] > CRAFT_MAX_NODES)
             return false;
         total += counts[i];
     }
-    uint32_t auto_leave = get_u32(p + 20);
+    uint32_t auto_leave = le_get_u32(p + 20);
     if (auto_leave > 1)
         return false;
     p += 24;
@@ -234,7 +196,7 @@ bool wal_conf_get(const uint8_t **pp, const uint8_t *end, struct craft_conf_stat
                                    cs->witnesses};
     for (int i = 0; i < CONF_LISTS; i++)
         for (uint32_t k = 0; k < counts[i]; k++, p += 8)
-            lists[i][k] = get_u64(p);
+            lists[i][k] = le_get_u64(p);
     *pp = p;
     return true;
 }
@@ -257,14 +219,14 @@ int wal_encode_entries(struct wal_buf *b, uint64_t group, const struct craft_ent
     uint8_t *p = record_begin(b, WAL_REC_ENTRIES, payload, &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
-    put_u64(p + 8, entries[0].index);
-    put_u32(p + 16, (uint32_t)n);
+    le_put_u64(p, group);
+    le_put_u64(p + 8, entries[0].index);
+    le_put_u32(p + 16, (uint32_t)n);
     p += ENTRIES_FIXED;
     for (size_t i = 0; i < n; i++) {
-        put_u64(p, entries[i].term);
-        put_u32(p + 8, entries[i].type);
-        put_u32(p + 12, entries[i].len);
+        le_put_u64(p, entries[i].term);
+        le_put_u32(p + 8, entries[i].type);
+        le_put_u32(p + 12, entries[i].len);
         p += ENTRY_HEADER;
         if (entries[i].len > 0)
             memcpy(p, entries[i].data, entries[i].len);
@@ -279,10 +241,10 @@ int wal_encode_hard_state(struct wal_buf *b, uint64_t group, const struct craft_
     uint8_t *p = record_begin(b, WAL_REC_HARD_STATE, 32, &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
-    put_u64(p + 8, hs->term);
-    put_u64(p + 16, hs->vote);
-    put_u64(p + 24, hs->commit);
+    le_put_u64(p, group);
+    le_put_u64(p + 8, hs->term);
+    le_put_u64(p + 16, hs->vote);
+    le_put_u64(p + 24, hs->commit);
     return 0;
 }
 
@@ -294,7 +256,7 @@ int wal_encode_conf_state(struct wal_buf *b, uint64_t group, const struct craft_
     uint8_t *p = record_begin(b, WAL_REC_CONF_STATE, 8 + wal_conf_size(cs), &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
+    le_put_u64(p, group);
     wal_conf_put(p + 8, cs);
     return 0;
 }
@@ -307,9 +269,9 @@ int wal_encode_snapshot(struct wal_buf *b, uint64_t group, const struct craft_sn
     uint8_t *p = record_begin(b, WAL_REC_SNAPSHOT, 24 + wal_conf_size(&m->conf), &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
-    put_u64(p + 8, m->index);
-    put_u64(p + 16, m->term);
+    le_put_u64(p, group);
+    le_put_u64(p + 8, m->index);
+    le_put_u64(p + 16, m->term);
     wal_conf_put(p + 24, &m->conf);
     return 0;
 }
@@ -320,9 +282,9 @@ int wal_encode_compact(struct wal_buf *b, uint64_t group, uint64_t index, uint64
     uint8_t *p = record_begin(b, WAL_REC_COMPACT, 24, &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
-    put_u64(p + 8, index);
-    put_u64(p + 16, term);
+    le_put_u64(p, group);
+    le_put_u64(p + 8, index);
+    le_put_u64(p + 16, term);
     return 0;
 }
 
@@ -332,8 +294,8 @@ int wal_encode_truncate(struct wal_buf *b, uint64_t group, uint64_t index)
     uint8_t *p = record_begin(b, WAL_REC_TRUNCATE, 16, &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
-    put_u64(p + 8, index);
+    le_put_u64(p, group);
+    le_put_u64(p + 8, index);
     return 0;
 }
 
@@ -350,15 +312,15 @@ int wal_encode_group_state(struct wal_buf *b, uint64_t group, const struct craft
     uint8_t *p = record_begin(b, WAL_REC_GROUP_STATE, payload, &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
-    put_u32(p + 8, snap->index > 0 ? WAL_GS_HAS_SNAPSHOT : 0);
-    put_u64(p + 16, hs->term);
-    put_u64(p + 24, hs->vote);
-    put_u64(p + 32, hs->commit);
-    put_u64(p + 40, compact_index);
-    put_u64(p + 48, compact_term);
-    put_u64(p + 56, snap->index);
-    put_u64(p + 64, snap->term);
+    le_put_u64(p, group);
+    le_put_u32(p + 8, snap->index > 0 ? WAL_GS_HAS_SNAPSHOT : 0);
+    le_put_u64(p + 16, hs->term);
+    le_put_u64(p + 24, hs->vote);
+    le_put_u64(p + 32, hs->commit);
+    le_put_u64(p + 40, compact_index);
+    le_put_u64(p + 48, compact_term);
+    le_put_u64(p + 56, snap->index);
+    le_put_u64(p + 64, snap->term);
     p = wal_conf_put(p + 72, &snap->conf);
     wal_conf_put(p, cs);
     return 0;
@@ -370,7 +332,7 @@ int wal_encode_remove_group(struct wal_buf *b, uint64_t group)
     uint8_t *p = record_begin(b, WAL_REC_REMOVE_GROUP, 8, &rc);
     if (p == NULL)
         return rc;
-    put_u64(p, group);
+    le_put_u64(p, group);
     return 0;
 }
 
@@ -402,8 +364,8 @@ static bool entries_valid(const uint8_t *p, const uint8_t *end, uint32_t count)
     for (uint32_t i = 0; i < count; i++) {
         if (end - p < ENTRY_HEADER)
             return false;
-        uint32_t type = get_u32(p + 8);
-        uint32_t len = get_u32(p + 12);
+        uint32_t type = le_get_u32(p + 8);
+        uint32_t len = le_get_u32(p + 12);
         if (type > CRAFT_ENTRY_METADATA)
             return false;
         p += ENTRY_HEADER;
@@ -419,14 +381,14 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
     const uint8_t *end = p + len;
     if (len < 8)
         return WAL_DEC_BAD_PAYLOAD;
-    rec->group = get_u64(p);
+    rec->group = le_get_u64(p);
     switch (rec->type) {
     case WAL_REC_ENTRIES:
         if (len < ENTRIES_FIXED)
             return WAL_DEC_BAD_PAYLOAD;
-        rec->index = get_u64(p + 8);
-        rec->count = get_u32(p + 16);
-        if (rec->index == 0 || rec->count == 0 || get_u32(p + 20) != 0 ||
+        rec->index = le_get_u64(p + 8);
+        rec->count = le_get_u32(p + 16);
+        if (rec->index == 0 || rec->count == 0 || le_get_u32(p + 20) != 0 ||
             rec->index > UINT64_MAX - rec->count)
             return WAL_DEC_BAD_PAYLOAD;
         rec->entries = p + ENTRIES_FIXED;
@@ -437,9 +399,9 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
     case WAL_REC_HARD_STATE:
         if (len != 32)
             return WAL_DEC_BAD_PAYLOAD;
-        rec->hs.term = get_u64(p + 8);
-        rec->hs.vote = get_u64(p + 16);
-        rec->hs.commit = get_u64(p + 24);
+        rec->hs.term = le_get_u64(p + 8);
+        rec->hs.vote = le_get_u64(p + 16);
+        rec->hs.commit = le_get_u64(p + 24);
         return WAL_DEC_OK;
     case WAL_REC_CONF_STATE:
         p += 8;
@@ -449,8 +411,8 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
     case WAL_REC_SNAPSHOT:
         if (len < 24)
             return WAL_DEC_BAD_PAYLOAD;
-        rec->snap.index = get_u64(p + 8);
-        rec->snap.term = get_u64(p + 16);
+        rec->snap.index = le_get_u64(p + 8);
+        rec->snap.term = le_get_u64(p + 16);
         p += 24;
         if (!wal_conf_get(&p, end, &rec->snap.conf) || p != end)
             return WAL_DEC_BAD_PAYLOAD;
@@ -458,29 +420,29 @@ static int decode_payload(const uint8_t *p, size_t len, struct wal_record *rec)
     case WAL_REC_COMPACT:
         if (len != 24)
             return WAL_DEC_BAD_PAYLOAD;
-        rec->index = get_u64(p + 8);
-        rec->term = get_u64(p + 16);
+        rec->index = le_get_u64(p + 8);
+        rec->term = le_get_u64(p + 16);
         return WAL_DEC_OK;
     case WAL_REC_TRUNCATE:
         if (len != 16)
             return WAL_DEC_BAD_PAYLOAD;
-        rec->index = get_u64(p + 8);
+        rec->index = le_get_u64(p + 8);
         if (rec->index == 0)
             return WAL_DEC_BAD_PAYLOAD;
         return WAL_DEC_OK;
     case WAL_REC_GROUP_STATE:
         if (len < 72)
             return WAL_DEC_BAD_PAYLOAD;
-        rec->flags = get_u32(p + 8);
-        if ((rec->flags & ~WAL_GS_HAS_SNAPSHOT) != 0 || get_u32(p + 12) != 0)
+        rec->flags = le_get_u32(p + 8);
+        if ((rec->flags & ~WAL_GS_HAS_SNAPSHOT) != 0 || le_get_u32(p + 12) != 0)
             return WAL_DEC_BAD_PAYLOAD;
-        rec->hs.term = get_u64(p + 16);
-        rec->hs.vote = get_u64(p + 24);
-        rec->hs.commit = get_u64(p + 32);
-        rec->compact_index = get_u64(p + 40);
-        rec->compact_term = get_u64(p + 48);
-        rec->snap.index = get_u64(p + 56);
-        rec->snap.term = get_u64(p + 64);
+        rec->hs.term = le_get_u64(p + 16);
+        rec->hs.vote = le_get_u64(p + 24);
+        rec->hs.commit = le_get_u64(p + 32);
+        rec->compact_index = le_get_u64(p + 40);
+        rec->compact_term = le_get_u64(p + 48);
+        rec->snap.index = le_get_u64(p + 56);
+        rec->snap.term = le_get_u64(p + 64);
         p += 72;
         if (!wal_conf_get(&p, end, &rec->snap.conf) || !wal_conf_get(&p, end, &rec->conf) ||
             p != end)
@@ -506,7 +468,7 @@ int wal_record_decode(const uint8_t *buf, size_t avail, struct wal_record *rec, 
         return all_zero(buf, avail) ? WAL_DEC_ZERO : WAL_DEC_TRUNCATED;
     if (all_zero(buf, WAL_RECORD_HEADER_SIZE))
         return WAL_DEC_ZERO;
-    uint32_t len = get_u32(buf + 4);
+    uint32_t len = le_get_u32(buf + 4);
     if (len > WAL_RECORD_MAX_PAYLOAD)
         return WAL_DEC_BAD_LENGTH;
     size_t need = wal_record_size(len);
@@ -517,17 +479,17 @@ int wal_record_decode(const uint8_t *buf, size_t avail, struct wal_record *rec, 
             return WAL_DEC_TRUNCATED;
         need = avail;
     }
-    if (get_u32(buf) != crc32c(0, buf + 4, WAL_RECORD_HEADER_SIZE - 4 + (size_t)len))
+    if (le_get_u32(buf) != crc32c(0, buf + 4, WAL_RECORD_HEADER_SIZE - 4 + (size_t)len))
         return WAL_DEC_BAD_CHECKSUM;
     /* Clear the small fields only: the memberships are filled when decoded. */
     memset(rec, 0, offsetof(struct wal_record, hs));
     memset(&rec->hs, 0, sizeof(rec->hs));
     rec->snap.index = rec->snap.term = 0;
     rec->compact_index = rec->compact_term = 0;
-    rec->lsn = get_u64(buf + 8);
-    rec->unit_last = get_u64(buf + 16);
-    rec->type = get_u16(buf + 24);
-    if (get_u16(buf + 26) != 0 || get_u32(buf + 28) != 0 || rec->type == 0 ||
+    rec->lsn = le_get_u64(buf + 8);
+    rec->unit_last = le_get_u64(buf + 16);
+    rec->type = le_get_u16(buf + 24);
+    if (le_get_u16(buf + 26) != 0 || le_get_u32(buf + 28) != 0 || rec->type == 0 ||
         rec->type >= WAL_REC_TYPE_END || rec->lsn == 0 || rec->unit_last < rec->lsn)
         return WAL_DEC_BAD_PAYLOAD;
     int r = decode_payload(buf + WAL_RECORD_HEADER_SIZE, len, rec);
@@ -549,12 +511,12 @@ bool wal_entries_next(struct wal_entries_iter *it, struct craft_entry *e)
 {
     if (it->left == 0 || it->end - it->p < ENTRY_HEADER)
         return false;
-    uint32_t len = get_u32(it->p + 12);
+    uint32_t len = le_get_u32(it->p + 12);
     if ((uint64_t)(it->end - it->p - ENTRY_HEADER) < len)
         return false;
     e->index = it->index++;
-    e->term = get_u64(it->p);
-    e->type = get_u32(it->p + 8);
+    e->term = le_get_u64(it->p);
+    e->type = le_get_u32(it->p + 8);
     e->len = len;
     e->data = len > 0 ? it->p + ENTRY_HEADER : NULL;
     it->p += ENTRY_HEADER + len;
@@ -564,8 +526,8 @@ bool wal_entries_next(struct wal_entries_iter *it, struct craft_entry *e)
 
 bool wal_scan_candidate(const uint8_t *hdr, uint64_t file_left, uint64_t after_lsn, uint32_t *len)
 {
-    uint32_t rlen = get_u32(hdr + 4);
-    uint64_t lsn = get_u64(hdr + 8);
+    uint32_t rlen = le_get_u32(hdr + 4);
+    uint64_t lsn = le_get_u64(hdr + 8);
     if (lsn <= after_lsn || rlen > WAL_RECORD_MAX_PAYLOAD ||
         (uint64_t)WAL_RECORD_HEADER_SIZE + rlen > file_left)
         return false;
