@@ -1,0 +1,910 @@
+/* The TCP transport (include/craft/transport.h) on libuv.
+ *
+ * A transport owns a listener, an idle handle that flushes queued batches
+ * once per loop iteration, one struct peer per known remote node (its
+ * address, its pending batch, its reconnect timer and its current outgoing
+ * connection) and a list of every open struct conn, incoming or outgoing.
+ * A conn owns its socket, its handshake timer, its read buffer and the bytes
+ * of the write in flight; it is freed when libuv has closed both handles.
+ * A peer's pending bytes are swapped into its conn's write buffer when they
+ * are flushed, so at most one write per connection is in flight and a
+ * node's memory is its queue bound plus one frame being read.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <craft/codec.h>
+#include <craft/transport.h>
+
+/* Read buffer growth step beyond the frame being read. */
+#define READ_CHUNK 65536u
+
+enum conn_state {
+    CONN_CONNECTING, /* outgoing, uv_tcp_connect in flight */
+    CONN_HANDSHAKE,  /* waiting for the peer's handshake */
+    CONN_READY,      /* handshakes exchanged: batches flow */
+    CONN_CLOSING,    /* handles closing; nothing more happens */
+};
+
+struct peer;
+
+struct conn {
+    struct craft_tcp_transport *t;
+    struct peer *peer; /* outgoing and current: its peer; otherwise NULL */
+    bool outgoing;
+    enum conn_state state;
+    uint16_t version; /* negotiated codec version, once READY */
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake timeout */
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    struct craft_buf wbuf; /* bytes of the write in flight */
+    bool writing;
+    uint64_t writing_messages; /* messages in wbuf */
+    uint64_t writing_frames;   /* batch frames in wbuf */
+    uint8_t *rbuf;             /* bytes read, not yet consumed */
+    size_t rlen, rcap;
+    int handles_open;
+    struct conn *prev, *next; /* t->conns */
+};
+
+struct peer {
+    struct craft_tcp_transport *t;
+    uint64_t id;
+    char *address;
+    struct sockaddr_storage addr;
+    struct conn *conn; /* current outgoing connection, NULL while backing off */
+    uv_timer_t timer;  /* reconnect */
+    uint32_t backoff_ms;
+    struct craft_buf pending; /* whole frames, the last one maybe open */
+    struct craft_batch_writer batch;
+    bool batch_open;
+    uint16_t pending_version;
+    uint64_t pending_messages;
+    uint64_t pending_frames;
+    bool report_unreachable;
+    struct peer *next; /* t->peers */
+};
+
+struct craft_tcp_transport {
+    uv_loop_t *loop;
+    struct craft_tcp_config cfg;
+    uv_tcp_t listener;
+    bool listening;
+    uv_idle_t idle;
+    bool idle_active;
+    struct peer *peers;
+    struct conn *conns;
+    struct craft_tcp_stats stats;
+    struct craft_entry *entries; /* decode storage for one message */
+    size_t entries_cap;
+    struct craft_snapshot_meta snapshot;
+    unsigned handles_open;
+    bool closing;
+    void (*close_cb)(struct craft_tcp_transport *t);
+};
+
+/* ------------------------------------------------------------------------
+ * Helpers.
+ * ------------------------------------------------------------------------ */
+
+/* "a.b.c.d:port" or "[v6]:port" into addr. */
+static int parse_address(const char *address, struct sockaddr_storage *addr)
+{
+    char host[64];
+    const char *colon;
+    size_t host_len;
+    char *end;
+    unsigned long port;
+
+    if (address == NULL)
+        return CRAFT_EINVAL;
+    colon = strrchr(address, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return CRAFT_EINVAL;
+    host_len = (size_t)(colon - address);
+    if (host_len == 0 || host_len >= sizeof(host))
+        return CRAFT_EINVAL;
+    port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || port > 65535)
+        return CRAFT_EINVAL;
+    memset(addr, 0, sizeof(*addr));
+    if (address[0] == '[') {
+        if (host_len < 3 || address[host_len - 1] != ']')
+            return CRAFT_EINVAL;
+        memcpy(host, address + 1, host_len - 2);
+        host[host_len - 2] = '\0';
+        if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)addr) != 0)
+            return CRAFT_EINVAL;
+    } else {
+        memcpy(host, address, host_len);
+        host[host_len] = '\0';
+        if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)addr) != 0)
+            return CRAFT_EINVAL;
+    }
+    return 0;
+}
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c != NULL)
+        memcpy(c, s, n);
+    return c;
+}
+
+static void handle_closed(struct craft_tcp_transport *t)
+{
+    assert(t->handles_open > 0);
+    t->handles_open--;
+    if (t->closing && t->handles_open == 0) {
+        if (t->close_cb != NULL)
+            t->close_cb(t);
+        free(t->entries);
+        free(t);
+    }
+}
+
+static void idle_cb(uv_idle_t *idle);
+
+/* Makes the idle handle run on the next loop iteration (and keeps the loop
+ * from blocking until then). */
+static void schedule(struct craft_tcp_transport *t)
+{
+    if (t->closing || t->idle_active)
+        return;
+    if (uv_idle_start(&t->idle, idle_cb) == 0)
+        t->idle_active = true;
+}
+
+static void report_unreachable(struct peer *p)
+{
+    p->report_unreachable = true;
+    schedule(p->t);
+}
+
+/* Forgets the pending batch; returns how many messages it held. */
+static uint64_t clear_pending(struct peer *p)
+{
+    uint64_t n = p->pending_messages;
+    p->pending.len = 0;
+    p->batch_open = false;
+    p->pending_messages = 0;
+    p->pending_frames = 0;
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Connections.
+ * ------------------------------------------------------------------------ */
+
+static void conn_handle_closed(uv_handle_t *handle)
+{
+    struct conn *c = handle->data;
+    struct craft_tcp_transport *t = c->t;
+
+    if (--c->handles_open > 0)
+        return;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    craft_buf_free(&c->wbuf);
+    free(c->rbuf);
+    free(c);
+    /* Both of the conn's handles count as one in t->handles_open. */
+    handle_closed(t);
+}
+
+/* Creates a conn with its two handles initialised and links it. */
+static struct conn *conn_new(struct craft_tcp_transport *t, bool outgoing)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->t = t;
+    c->outgoing = outgoing;
+    c->state = outgoing ? CONN_CONNECTING : CONN_HANDSHAKE;
+    craft_buf_init(&c->wbuf);
+    if (uv_tcp_init(t->loop, &c->tcp) != 0) {
+        free(c);
+        return NULL;
+    }
+    /* Cannot fail on an initialised loop. */
+    uv_timer_init(t->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->connect_req.data = c;
+    c->write_req.data = c;
+    c->handles_open = 2;
+    t->handles_open++;
+    c->next = t->conns;
+    if (t->conns != NULL)
+        t->conns->prev = c;
+    t->conns = c;
+    return c;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void peer_timer_cb(uv_timer_t *timer);
+
+/* The outgoing connection of p failed or was lost: drop what it held and
+ * retry after the backoff delay, which doubles up to the maximum. */
+static void peer_lost(struct peer *p, struct conn *c)
+{
+    struct craft_tcp_transport *t = p->t;
+    uint64_t dropped = clear_pending(p);
+
+    if (c->writing)
+        dropped += c->writing_messages;
+    c->writing_messages = 0;
+    c->peer = NULL;
+    p->conn = NULL;
+    t->stats.messages_dropped_peer_down += dropped;
+    t->stats.connect_failures++;
+    report_unreachable(p);
+    uv_timer_start(&p->timer, peer_timer_cb, p->backoff_ms, 0);
+    p->backoff_ms =
+        p->backoff_ms > t->cfg.backoff_max_ms / 2 ? t->cfg.backoff_max_ms : p->backoff_ms * 2;
+}
+
+/* Closes c because of something on it (an error, a bad peer). */
+static void conn_fail(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->peer != NULL)
+        peer_lost(c->peer, c);
+    conn_close(c);
+}
+
+static void conn_bad_input(struct conn *c)
+{
+    c->t->stats.connections_bad_input++;
+    conn_fail(c);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    struct craft_tcp_transport *t = c->t;
+
+    if (status < 0) {
+        /* Still marked writing: the messages in flight count as dropped. */
+        conn_fail(c);
+        c->writing = false;
+        return;
+    }
+    c->writing = false;
+    t->stats.bytes_sent += c->wbuf.len;
+    t->stats.frames_sent += c->writing_frames;
+    t->stats.messages_sent += c->writing_messages;
+    c->wbuf.len = 0;
+    c->writing_frames = 0;
+    c->writing_messages = 0;
+    if (c->peer != NULL && c->peer->pending.len > 0)
+        schedule(t);
+}
+
+/* Writes c->wbuf (which must hold bytes). */
+static void conn_write(struct conn *c)
+{
+    uv_buf_t buf = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+    int rc;
+
+    assert(!c->writing && c->wbuf.len > 0);
+    rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    if (rc != 0) {
+        c->writing_messages = 0;
+        conn_fail(c);
+        return;
+    }
+    c->writing = true;
+    c->t->stats.writes++;
+}
+
+static void send_handshake(struct conn *c, uint64_t peer_id)
+{
+    struct craft_handshake hs;
+
+    craft_handshake_init(&hs, c->t->cfg.cluster_id, c->t->cfg.node_id, peer_id);
+    if (craft_handshake_encode(&c->wbuf, &hs) != 0) {
+        conn_fail(c);
+        return;
+    }
+    conn_write(c);
+}
+
+/* Sends p's pending frames as one write on its ready connection. */
+static void peer_flush(struct peer *p)
+{
+    struct conn *c = p->conn;
+    struct craft_buf swap;
+
+    if (p->batch_open) {
+        craft_batch_finish(&p->batch);
+        p->batch_open = false;
+    }
+    swap = c->wbuf;
+    c->wbuf = p->pending;
+    p->pending = swap;
+    p->pending.len = 0;
+    c->writing_messages = p->pending_messages;
+    c->writing_frames = p->pending_frames;
+    p->pending_messages = 0;
+    p->pending_frames = 0;
+    conn_write(c);
+}
+
+static void handshake_timeout_cb(uv_timer_t *timer)
+{
+    struct conn *c = timer->data;
+
+    c->t->stats.connections_timed_out++;
+    conn_fail(c);
+}
+
+static void handle_handshake(struct conn *c, const struct craft_frame *f)
+{
+    struct craft_tcp_transport *t = c->t;
+    struct craft_handshake local, remote;
+    const char *detail;
+    uint16_t version;
+
+    if (f->kind != CRAFT_FRAME_HANDSHAKE ||
+        craft_handshake_decode(f->payload, f->payload_len, &remote, &detail) != 0) {
+        conn_bad_input(c);
+        return;
+    }
+    craft_handshake_init(&local, t->cfg.cluster_id, t->cfg.node_id,
+                         c->peer != NULL ? c->peer->id : 0);
+    if (craft_handshake_check(&local, &remote, &version, &detail) != 0) {
+        t->stats.connections_refused++;
+        conn_fail(c);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    c->version = version;
+    c->state = CONN_READY;
+    t->stats.connections_established++;
+    if (!c->outgoing) {
+        send_handshake(c, remote.node_id);
+        return;
+    }
+    if (c->peer != NULL) {
+        struct peer *p = c->peer;
+
+        p->backoff_ms = t->cfg.backoff_min_ms;
+        if (p->pending.len > 0 && p->pending_version != version) {
+            /* Queued in a version the peer does not speak. */
+            t->stats.messages_dropped_peer_down += clear_pending(p);
+            report_unreachable(p);
+        }
+        if (p->pending.len > 0)
+            schedule(t);
+    }
+}
+
+static void handle_batch(struct conn *c, const struct craft_frame *f)
+{
+    struct craft_tcp_transport *t = c->t;
+    struct craft_batch_iter it;
+    struct craft_message m;
+    uint64_t group;
+    int rc;
+
+    if (f->kind != CRAFT_FRAME_BATCH || f->version != c->version) {
+        conn_bad_input(c);
+        return;
+    }
+    rc = craft_batch_iter_init(&it, f->version, f->payload, f->payload_len, t->entries,
+                               t->entries_cap, &t->snapshot);
+    while (rc == 0) {
+        rc = craft_batch_next(&it, &group, &m);
+        if (rc == 1) {
+            t->stats.messages_received++;
+            t->cfg.on_message(t->cfg.data, group, &m);
+            if (c->state == CONN_CLOSING || t->closing)
+                return;
+            rc = 0;
+        } else if (rc == CRAFT_ETOO_BIG) {
+            struct craft_entry *grown =
+                realloc(t->entries, it.entries_needed * sizeof(*t->entries));
+            if (grown == NULL)
+                break;
+            t->entries = grown;
+            t->entries_cap = it.entries_needed;
+            it.entries = grown;
+            it.entries_cap = it.entries_needed;
+            rc = 0;
+        } else if (rc == 0) {
+            t->stats.frames_received++;
+            return;
+        }
+    }
+    conn_bad_input(c);
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = handle->data;
+    size_t target = c->rlen + READ_CHUNK;
+
+    (void)suggested;
+    if (c->rlen >= CRAFT_FRAME_HEADER_SIZE) {
+        /* The header was checked when it came in: the frame is bounded. */
+        struct craft_frame f;
+        if (craft_frame_header_decode(c->rbuf, c->rlen, c->t->cfg.max_payload, &f, NULL) == 0 &&
+            target < CRAFT_FRAME_HEADER_SIZE + (size_t)f.payload_len)
+            target = CRAFT_FRAME_HEADER_SIZE + (size_t)f.payload_len;
+    }
+    if (c->rcap < target) {
+        uint8_t *grown = realloc(c->rbuf, target);
+        if (grown == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+            return;
+        }
+        c->rbuf = grown;
+        c->rcap = target;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = stream->data;
+    struct craft_tcp_transport *t = c->t;
+    size_t consumed = 0;
+
+    (void)buf;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (nread < 0) {
+        /* A peer that hangs up inside a frame sent a truncated one. */
+        if (c->rlen > 0 || (nread != UV_EOF && nread != UV_ECONNRESET))
+            conn_bad_input(c);
+        else
+            conn_fail(c);
+        return;
+    }
+    c->rlen += (size_t)nread;
+    t->stats.bytes_received += (uint64_t)nread;
+    while (c->state != CONN_CLOSING && !t->closing) {
+        size_t avail = c->rlen - consumed;
+        struct craft_frame f;
+        size_t frame_size;
+
+        if (avail < CRAFT_FRAME_HEADER_SIZE)
+            break;
+        /* Refuse an absurd length before waiting for (or reading) its payload. */
+        if (craft_frame_header_decode(c->rbuf + consumed, avail, t->cfg.max_payload, &f, NULL) !=
+            0) {
+            conn_bad_input(c);
+            return;
+        }
+        if (avail - CRAFT_FRAME_HEADER_SIZE < f.payload_len)
+            break;
+        if (craft_frame_decode(c->rbuf + consumed, avail, t->cfg.max_payload, &f, &frame_size,
+                               NULL) != 0) {
+            conn_bad_input(c);
+            return;
+        }
+        consumed += frame_size;
+        if (c->state == CONN_READY)
+            handle_batch(c, &f);
+        else
+            handle_handshake(c, &f);
+    }
+    if (c->state == CONN_CLOSING || t->closing)
+        return;
+    memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
+    c->rlen -= consumed;
+    if (c->rlen == 0 && c->rcap > 4 * READ_CHUNK) {
+        /* Give back the room a large frame took. */
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
+static int conn_start_reading(struct conn *c)
+{
+    uv_timer_start(&c->timer, handshake_timeout_cb, c->t->cfg.handshake_timeout_ms, 0);
+    return uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct conn *c = req->data;
+
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0 || c->peer == NULL) {
+        conn_fail(c);
+        return;
+    }
+    c->state = CONN_HANDSHAKE;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (conn_start_reading(c) != 0) {
+        conn_fail(c);
+        return;
+    }
+    send_handshake(c, c->peer->id);
+}
+
+static void peer_connect(struct peer *p)
+{
+    struct craft_tcp_transport *t = p->t;
+    struct conn *c;
+
+    assert(p->conn == NULL);
+    c = conn_new(t, true);
+    if (c == NULL) {
+        /* Retry later, as for a failed connect. */
+        t->stats.connect_failures++;
+        uv_timer_start(&p->timer, peer_timer_cb, p->backoff_ms, 0);
+        return;
+    }
+    c->peer = p;
+    p->conn = c;
+    if (uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->addr, connect_cb) !=
+        0)
+        conn_fail(c);
+}
+
+static void peer_timer_cb(uv_timer_t *timer)
+{
+    struct peer *p = timer->data;
+
+    if (p->conn == NULL && !p->t->closing)
+        peer_connect(p);
+}
+
+static void connection_cb(uv_stream_t *server, int status)
+{
+    struct craft_tcp_transport *t = server->data;
+    struct conn *c;
+
+    if (status < 0 || t->closing)
+        return;
+    c = conn_new(t, false);
+    if (c == NULL)
+        return;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    t->stats.connections_accepted++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (conn_start_reading(c) != 0)
+        conn_close(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Flushing and reporting, once per loop iteration.
+ * ------------------------------------------------------------------------ */
+
+static void idle_cb(uv_idle_t *idle)
+{
+    struct craft_tcp_transport *t = idle->data;
+    struct peer *p;
+    bool again = true;
+
+    /* Stopped first: a send from a callback below starts it again. */
+    uv_idle_stop(idle);
+    t->idle_active = false;
+    for (p = t->peers; p != NULL; p = p->next) {
+        struct conn *c = p->conn;
+        if (c != NULL && c->state == CONN_READY && !c->writing && p->pending.len > 0)
+            peer_flush(p);
+    }
+    /* Callbacks may add or remove peers: restart the walk after each. */
+    while (again && !t->closing) {
+        again = false;
+        for (p = t->peers; p != NULL; p = p->next) {
+            if (p->report_unreachable) {
+                p->report_unreachable = false;
+                if (t->cfg.on_unreachable != NULL)
+                    t->cfg.on_unreachable(t->cfg.data, p->id);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Public API.
+ * ------------------------------------------------------------------------ */
+
+static void listener_closed(uv_handle_t *handle)
+{
+    handle_closed(handle->data);
+}
+
+int craft_tcp_create(uv_loop_t *loop, const struct craft_tcp_config *cfg,
+                     struct craft_tcp_transport **out)
+{
+    struct craft_tcp_transport *t;
+    struct sockaddr_storage addr;
+    int rc;
+
+    if (loop == NULL || cfg == NULL || out == NULL || cfg->node_id == 0 || cfg->on_message == NULL)
+        return CRAFT_EINVAL;
+    if (cfg->listen_address != NULL && parse_address(cfg->listen_address, &addr) != 0)
+        return CRAFT_EINVAL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return CRAFT_ENOMEM;
+    t->loop = loop;
+    t->cfg = *cfg;
+    t->cfg.listen_address = NULL; /* not kept */
+    if (t->cfg.max_queue_bytes == 0)
+        t->cfg.max_queue_bytes = CRAFT_TCP_DEFAULT_MAX_QUEUE_BYTES;
+    if (t->cfg.max_payload == 0)
+        t->cfg.max_payload = CRAFT_FRAME_DEFAULT_MAX_PAYLOAD;
+    if (t->cfg.backoff_min_ms == 0)
+        t->cfg.backoff_min_ms = CRAFT_TCP_DEFAULT_BACKOFF_MIN_MS;
+    if (t->cfg.backoff_max_ms == 0)
+        t->cfg.backoff_max_ms = CRAFT_TCP_DEFAULT_BACKOFF_MAX_MS;
+    if (t->cfg.handshake_timeout_ms == 0)
+        t->cfg.handshake_timeout_ms = CRAFT_TCP_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (t->cfg.backoff_min_ms > t->cfg.backoff_max_ms) {
+        rc = CRAFT_EINVAL;
+        goto err_free;
+    }
+    uv_idle_init(loop, &t->idle);
+    t->idle.data = t;
+    t->handles_open++;
+    if (cfg->listen_address != NULL) {
+        rc = uv_tcp_init(loop, &t->listener);
+        if (rc != 0)
+            goto err_close;
+        t->listener.data = t;
+        t->handles_open++;
+        t->listening = true;
+        rc = uv_tcp_bind(&t->listener, (const struct sockaddr *)&addr, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&t->listener, 128, connection_cb);
+        if (rc != 0)
+            goto err_close;
+    }
+    *out = t;
+    return 0;
+
+err_close:
+    /* Handles are live: the memory goes once libuv has closed them. */
+    craft_tcp_close(t, NULL);
+    return rc;
+err_free:
+    free(t);
+    return rc;
+}
+
+int craft_tcp_port(const struct craft_tcp_transport *t)
+{
+    struct sockaddr_storage addr;
+    int len = sizeof(addr);
+
+    if (!t->listening || uv_tcp_getsockname(&t->listener, (struct sockaddr *)&addr, &len) != 0)
+        return 0;
+    if (addr.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+}
+
+static struct peer *find_peer(const struct craft_tcp_transport *t, uint64_t id)
+{
+    struct peer *p;
+
+    for (p = t->peers; p != NULL; p = p->next)
+        if (p->id == id)
+            break;
+    return p;
+}
+
+/* Closes p's connection and forgets its queue; returns the messages dropped. */
+static uint64_t peer_disconnect(struct peer *p)
+{
+    uint64_t dropped = clear_pending(p);
+
+    if (p->conn != NULL) {
+        if (p->conn->writing)
+            dropped += p->conn->writing_messages;
+        p->conn->writing_messages = 0;
+        p->conn->peer = NULL;
+        conn_close(p->conn);
+        p->conn = NULL;
+    }
+    uv_timer_stop(&p->timer);
+    return dropped;
+}
+
+int craft_tcp_set_peer(struct craft_tcp_transport *t, uint64_t node_id, const char *address)
+{
+    struct sockaddr_storage addr;
+    struct peer *p;
+    char *copy;
+
+    if (t->closing || node_id == 0 || node_id == t->cfg.node_id ||
+        parse_address(address, &addr) != 0)
+        return CRAFT_EINVAL;
+    p = find_peer(t, node_id);
+    if (p != NULL && strcmp(p->address, address) == 0)
+        return 0;
+    copy = copy_string(address);
+    if (copy == NULL)
+        return CRAFT_ENOMEM;
+    if (p != NULL) {
+        uint64_t dropped = peer_disconnect(p);
+        if (dropped > 0) {
+            t->stats.messages_dropped_peer_down += dropped;
+            report_unreachable(p);
+        }
+        free(p->address);
+    } else {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL) {
+            free(copy);
+            return CRAFT_ENOMEM;
+        }
+        p->t = t;
+        p->id = node_id;
+        craft_buf_init(&p->pending);
+        uv_timer_init(t->loop, &p->timer);
+        p->timer.data = p;
+        t->handles_open++;
+        p->next = t->peers;
+        t->peers = p;
+    }
+    p->address = copy;
+    p->addr = addr;
+    p->backoff_ms = t->cfg.backoff_min_ms;
+    peer_connect(p);
+    return 0;
+}
+
+static void peer_timer_closed(uv_handle_t *handle)
+{
+    struct peer *p = handle->data;
+    struct craft_tcp_transport *t = p->t;
+
+    craft_buf_free(&p->pending);
+    free(p->address);
+    free(p);
+    handle_closed(t);
+}
+
+static void peer_free(struct peer *p)
+{
+    peer_disconnect(p);
+    uv_close((uv_handle_t *)&p->timer, peer_timer_closed);
+}
+
+int craft_tcp_remove_peer(struct craft_tcp_transport *t, uint64_t node_id)
+{
+    struct peer **link;
+
+    for (link = &t->peers; *link != NULL; link = &(*link)->next) {
+        struct peer *p = *link;
+        if (p->id == node_id) {
+            *link = p->next;
+            peer_free(p);
+            return 0;
+        }
+    }
+    return CRAFT_EINVAL;
+}
+
+bool craft_tcp_peer_connected(const struct craft_tcp_transport *t, uint64_t node_id)
+{
+    const struct peer *p = find_peer(t, node_id);
+
+    return p != NULL && p->conn != NULL && p->conn->state == CONN_READY;
+}
+
+int craft_tcp_send(struct craft_tcp_transport *t, uint64_t group_id, const struct craft_message *m)
+{
+    struct peer *p;
+    struct conn *c;
+    uint16_t version;
+    uint64_t size, queued;
+    int rc;
+
+    if (t->closing)
+        return CRAFT_EDROPPED;
+    p = find_peer(t, m->to);
+    if (p == NULL) {
+        t->stats.messages_dropped_peer_down++;
+        return CRAFT_EDROPPED;
+    }
+    c = p->conn;
+    if (c == NULL || c->state == CONN_CLOSING) {
+        t->stats.messages_dropped_peer_down++;
+        report_unreachable(p);
+        return CRAFT_EDROPPED;
+    }
+    version = c->state == CONN_READY ? c->version : CRAFT_CODEC_VERSION_MAX;
+    if (p->pending.len > 0 && p->pending_version != version) {
+        /* Cannot happen: pending bytes are re-checked at the handshake. */
+        t->stats.messages_dropped_peer_down += clear_pending(p);
+    }
+    size = craft_message_size(version, m);
+    queued = p->pending.len + (c->writing ? c->wbuf.len : 0);
+    if (queued > 0 &&
+        queued + size + CRAFT_FRAME_HEADER_SIZE + CRAFT_BATCH_COUNT_SIZE > t->cfg.max_queue_bytes) {
+        t->stats.messages_dropped_queue_full++;
+        report_unreachable(p);
+        return CRAFT_EBUSY;
+    }
+    for (;;) {
+        if (!p->batch_open) {
+            rc = craft_batch_begin(&p->batch, &p->pending, version, t->cfg.max_payload);
+            if (rc != 0)
+                return rc;
+            p->batch_open = true;
+            p->pending_version = version;
+            p->pending_frames++;
+        }
+        rc = craft_batch_add(&p->batch, group_id, m);
+        if (rc == CRAFT_ETOO_BIG && p->batch.count > 0) {
+            /* This frame is full: the message starts the next one. */
+            craft_batch_finish(&p->batch);
+            p->batch_open = false;
+            continue;
+        }
+        break;
+    }
+    if (rc != 0) {
+        if (p->batch.count == 0) {
+            /* Take back the empty frame begun for this message. */
+            p->pending.len = p->batch.frame_start;
+            p->batch_open = false;
+            p->pending_frames--;
+        }
+        return rc;
+    }
+    p->pending_messages++;
+    if (c->state == CONN_READY)
+        schedule(t);
+    return 0;
+}
+
+void craft_tcp_get_stats(const struct craft_tcp_transport *t, struct craft_tcp_stats *out)
+{
+    *out = t->stats;
+}
+
+void craft_tcp_close(struct craft_tcp_transport *t, void (*cb)(struct craft_tcp_transport *t))
+{
+    struct conn *c;
+
+    if (t->closing)
+        return;
+    t->closing = true;
+    t->close_cb = cb;
+    t->idle_active = false;
+    uv_close((uv_handle_t *)&t->idle, listener_closed);
+    if (t->listening)
+        uv_close((uv_handle_t *)&t->listener, listener_closed);
+    while (t->peers != NULL) {
+        struct peer *p = t->peers;
+        t->peers = p->next;
+        peer_free(p);
+    }
+    for (c = t->conns; c != NULL; c = c->next)
+        conn_close(c);
+}
