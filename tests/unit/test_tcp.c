@@ -50,6 +50,7 @@ struct node {
 };
 
 static uv_loop_t loop;
+static uint32_t max_payload; /* for the transports node_start_cfg() creates; 0: default */
 static uv_timer_t tick;
 /* Transports not yet closed, closed by teardown() when a test fails. */
 static struct craft_tcp_transport *open_transports[16];
@@ -73,6 +74,7 @@ static void tick_cb(uv_timer_t *timer)
 static int setup(void **state)
 {
     (void)state;
+    max_payload = 0;
     assert_int_equal(uv_loop_init(&loop), 0);
     uv_timer_init(&loop, &tick);
     /* Wakes the loop often so that run_until() re-checks its condition. */
@@ -196,6 +198,7 @@ static int node_start_cfg(struct node *n, uint64_t id, uint64_t cluster, int por
     cfg.node_id = id;
     cfg.listen_address = address;
     cfg.max_queue_bytes = max_queue_bytes;
+    cfg.max_payload = max_payload;
     cfg.backoff_min_ms = 10;
     cfg.backoff_max_ms = 80;
     cfg.handshake_timeout_ms = 200;
@@ -491,7 +494,7 @@ static void test_garbage_connections_are_closed_and_counted(void **state)
     uint8_t garbage[64], absurd[CRAFT_FRAME_HEADER_SIZE];
     struct craft_buf buf;
     struct craft_handshake hs;
-    int fds[4];
+    int fds[5];
     struct counts expected;
     struct craft_tcp_stats s;
 
@@ -528,20 +531,35 @@ static void test_garbage_connections_are_closed_and_counted(void **state)
     raw_send(fds[2], buf.data, buf.len);
     craft_buf_free(&buf);
 
+    /* A good handshake, then a batch with a valid checksum whose one
+     * message has an unknown type. */
+    craft_buf_init(&buf);
+    assert_int_equal(craft_handshake_encode(&buf, &hs), 0);
+    {
+        uint8_t payload[CRAFT_BATCH_COUNT_SIZE + CRAFT_MESSAGE_MIN_SIZE];
+        memset(payload, 0xFF, sizeof(payload));
+        put32(payload, 1);
+        assert_int_equal(
+            craft_frame_append(&buf, CRAFT_FRAME_BATCH, 1, payload, (uint32_t)sizeof(payload)), 0);
+    }
+    fds[4] = raw_connect(a.port);
+    raw_send(fds[4], buf.data, buf.len);
+    craft_buf_free(&buf);
+
     /* Nothing at all: closed when the handshake does not come. */
     fds[3] = raw_connect(a.port);
 
-    expected = (struct counts){&a, 3, 1};
+    expected = (struct counts){&a, 4, 1};
     assert_true(run_until(counted, &expected));
     run_for(20); /* let the closes reach the sockets */
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         assert_true(raw_closed_by_peer(fds[i]));
         close(fds[i]);
     }
     s = stats_of(&a);
-    assert_int_equal(s.connections_bad_input, 3);
+    assert_int_equal(s.connections_bad_input, 4);
     assert_int_equal(s.connections_timed_out, 1);
-    assert_int_equal(s.connections_accepted, 5); /* b and the four raw sockets */
+    assert_int_equal(s.connections_accepted, 6); /* b and the five raw sockets */
     assert_int_equal(a.received, 0);
 
     /* The good peer keeps working, both ways. */
@@ -664,6 +682,108 @@ static void test_full_queue_returns_ebusy_and_reports_unreachable(void **state)
     node_close(&b);
 }
 
+static void send_large(struct node *from, uint64_t to, size_t len, int expect_rc)
+{
+    struct craft_entry entry;
+    struct craft_message m;
+    uint8_t *data = malloc(len);
+    uint64_t seq = from->sent_to[to] + 1;
+
+    assert_non_null(data);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (uint8_t)(i * 31 + seq);
+    memset(&m, 0, sizeof(m));
+    m.type = CRAFT_MSG_APPEND;
+    m.from = from->id;
+    m.to = to;
+    m.term = 3;
+    m.index = seq;
+    m.commit = seq - 1;
+    m.n_entries = 1;
+    m.entries = &entry;
+    entry = (struct craft_entry){3, seq, CRAFT_ENTRY_NORMAL, (uint32_t)len, data};
+    assert_int_equal(craft_tcp_send(from->t, group_of(seq), &m), expect_rc);
+    if (expect_rc == 0)
+        from->sent_to[to] = seq;
+    memset(data, 0, len); /* the transport copied it */
+    free(data);
+}
+
+struct large_seen {
+    uint64_t count;
+    uint64_t bad;
+};
+
+static void on_large_message(void *data, uint64_t group, const struct craft_message *m)
+{
+    struct large_seen *seen = data;
+    const uint8_t *bytes;
+
+    (void)group;
+    seen->count++;
+    if (m->n_entries != 1) {
+        seen->bad++;
+        return;
+    }
+    bytes = m->entries[0].data;
+    for (size_t i = 0; i < m->entries[0].len; i++)
+        if (bytes[i] != (uint8_t)(i * 31 + m->index))
+            seen->bad++;
+}
+
+static bool seen_three(void *arg)
+{
+    struct large_seen *seen = arg;
+    return seen->count >= 3;
+}
+
+static void test_messages_beyond_one_frame_are_split_into_frames(void **state)
+{
+    struct node a, b;
+    struct craft_tcp_config cfg;
+    struct large_seen seen = {0, 0};
+    struct craft_tcp_stats before, after;
+
+    (void)state;
+    max_payload = 1u << 20;
+    node_start(&a, 1);
+    /* b delivers to a counter of its own, checking every byte. */
+    memset(&b, 0, sizeof(b));
+    b.id = 2;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.cluster_id = CLUSTER;
+    cfg.node_id = 2;
+    cfg.listen_address = "127.0.0.1:0";
+    cfg.max_payload = max_payload;
+    cfg.data = &seen;
+    cfg.on_message = on_large_message;
+    assert_int_equal(craft_tcp_create(&loop, &cfg, &b.t), 0);
+    track(NULL, b.t);
+    b.port = craft_tcp_port(b.t);
+    set_peer(&a, &b);
+    {
+        struct lost l = {&a, 2};
+        assert_true(run_until(a_connected_to_b, &l));
+    }
+
+    before = stats_of(&a);
+    send_large(&a, 2, 600 * 1024, 0);
+    send_large(&a, 2, 600 * 1024, 0);
+    send_large(&a, 2, 600 * 1024, 0);
+    /* One message above the frame bound alone can never travel. */
+    send_large(&a, 2, 2u << 20, CRAFT_ETOO_BIG);
+    assert_true(run_until(seen_three, &seen));
+    assert_int_equal(seen.count, 3);
+    assert_int_equal(seen.bad, 0);
+    after = stats_of(&a);
+    assert_int_equal(after.frames_sent - before.frames_sent, 3);
+    assert_int_equal(after.writes - before.writes, 1);
+
+    node_close(&a);
+    craft_tcp_close(b.t, closed_cb);
+    track(b.t, NULL);
+}
+
 static void test_bad_arguments_are_refused(void **state)
 {
     struct node a;
@@ -688,7 +808,33 @@ static void test_bad_arguments_are_refused(void **state)
     assert_int_equal(craft_tcp_set_peer(a.t, 2, "[::1]:1000"), 0);
     assert_int_equal(craft_tcp_remove_peer(a.t, 2), 0);
     assert_int_equal(craft_tcp_remove_peer(a.t, 2), CRAFT_EINVAL);
+
+    /* The address is taken. */
+    {
+        struct node again;
+        assert_true(node_start_cfg(&again, 3, CLUSTER, a.port, 0) < 0);
+    }
     node_close(&a);
+}
+
+static void test_messages_that_cannot_travel_are_refused(void **state)
+{
+    struct node a, b;
+    struct craft_message hup = {.type = CRAFT_MSG_HUP, .from = 1, .to = 2};
+
+    (void)state;
+    node_start(&a, 1);
+    node_start(&b, 2);
+    connect_pair(&a, &b);
+    /* Local-only types never cross the network; the queue is left as it was. */
+    assert_int_equal(craft_tcp_send(a.t, 1, &hup), CRAFT_EINVAL);
+    assert_int_equal(send_next(&a, 2), 0);
+    assert_int_equal(craft_tcp_send(a.t, 1, &hup), CRAFT_EINVAL);
+    assert_int_equal(send_next(&a, 2), 0);
+    expect_received(&b, 1, 2);
+    assert_int_equal(b.received, 2);
+    node_close(&a);
+    node_close(&b);
 }
 
 int main(void)
@@ -704,6 +850,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peer_that_goes_away_is_reconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_returns_ebusy_and_reports_unreachable,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_messages_beyond_one_frame_are_split_into_frames, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_messages_that_cannot_travel_are_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
