@@ -17,7 +17,8 @@
  * side closes a connection whose peer is in another cluster, is not the node
  * expected, expects another node, or speaks no common codec version, and
  * counts it in connections_refused. A connection that sends no handshake
- * within handshake_timeout_ms is closed too. Batches go out only once the
+ * within handshake_timeout_ms (counted from the connect for an outgoing
+ * one) is closed too, and counted in connections_timed_out. Batches go out only once the
  * answer has been checked.
  *
  * Sending: craft_tcp_send() encodes (copies) a message into the destination

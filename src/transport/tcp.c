@@ -20,6 +20,8 @@
 
 /* Read buffer growth step beyond the frame being read. */
 #define READ_CHUNK 65536u
+/* Idle seconds before TCP keepalive probes start. */
+#define KEEPALIVE_DELAY_S 30u
 
 enum conn_state {
     CONN_CONNECTING, /* outgoing, uv_tcp_connect in flight */
@@ -520,6 +522,15 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+/* Small frames go out at once (the batching is ours); keepalive lets a
+ * connection whose host vanished without a FIN end some day. Failures of
+ * either are harmless. */
+static void conn_configure(struct conn *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_DELAY_S);
+}
+
 static int conn_start_reading(struct conn *c)
 {
     uv_timer_start(&c->timer, handshake_timeout_cb, c->t->cfg.handshake_timeout_ms, 0);
@@ -537,7 +548,7 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     c->state = CONN_HANDSHAKE;
-    uv_tcp_nodelay(&c->tcp, 1);
+    conn_configure(c);
     if (conn_start_reading(c) != 0) {
         conn_fail(c);
         return;
@@ -560,6 +571,9 @@ static void peer_connect(struct peer *p)
     }
     c->peer = p;
     p->conn = c;
+    /* The handshake timeout covers the connect too: a host that drops our
+     * SYNs is given up on as soon as one that does not answer. */
+    uv_timer_start(&c->timer, handshake_timeout_cb, t->cfg.handshake_timeout_ms, 0);
     if (uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->addr, connect_cb) !=
         0)
         conn_fail(c);
@@ -588,7 +602,7 @@ static void connection_cb(uv_stream_t *server, int status)
         return;
     }
     t->stats.connections_accepted++;
-    uv_tcp_nodelay(&c->tcp, 1);
+    conn_configure(c);
     if (conn_start_reading(c) != 0)
         conn_close(c);
 }
@@ -630,7 +644,7 @@ static void idle_cb(uv_idle_t *idle)
  * Public API.
  * ------------------------------------------------------------------------ */
 
-static void listener_closed(uv_handle_t *handle)
+static void transport_handle_closed(uv_handle_t *handle)
 {
     handle_closed(handle->data);
 }
@@ -897,9 +911,9 @@ void craft_tcp_close(struct craft_tcp_transport *t, void (*cb)(struct craft_tcp_
     t->closing = true;
     t->close_cb = cb;
     t->idle_active = false;
-    uv_close((uv_handle_t *)&t->idle, listener_closed);
+    uv_close((uv_handle_t *)&t->idle, transport_handle_closed);
     if (t->listening)
-        uv_close((uv_handle_t *)&t->listener, listener_closed);
+        uv_close((uv_handle_t *)&t->listener, transport_handle_closed);
     while (t->peers != NULL) {
         struct peer *p = t->peers;
         t->peers = p->next;

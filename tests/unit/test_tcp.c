@@ -784,6 +784,52 @@ static void test_messages_beyond_one_frame_are_split_into_frames(void **state)
     track(b.t, NULL);
 }
 
+struct silent {
+    struct node *a;
+};
+
+static bool timed_out_twice(void *arg)
+{
+    struct silent *q = arg;
+    return stats_of(q->a).connections_timed_out >= 2 && q->a->unreachable[5] > 0;
+}
+
+static void test_peer_that_never_answers_the_handshake_is_retried(void **state)
+{
+    struct node a;
+    struct sockaddr_in addr;
+    socklen_t len = sizeof(addr);
+    struct silent q = {&a};
+    char address[32];
+    int fd;
+
+    (void)state;
+    node_start(&a, 1);
+    /* A socket that listens (the kernel completes connects) but never reads. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    snprintf(address, sizeof(address), "127.0.0.1:%d", ntohs(addr.sin_port));
+    assert_int_equal(craft_tcp_set_peer(a.t, 5, address), 0);
+
+    /* Queued while connecting, then dropped with the connection. */
+    {
+        struct craft_message m = {.type = CRAFT_MSG_HEARTBEAT, .from = 1, .to = 5, .term = 3};
+        assert_int_equal(craft_tcp_send(a.t, 1, &m), 0);
+    }
+    assert_true(run_until(timed_out_twice, &q));
+    assert_false(craft_tcp_peer_connected(a.t, 5));
+    assert_int_equal(stats_of(&a).messages_dropped_peer_down, 1);
+    assert_int_equal(stats_of(&a).messages_sent, 0);
+    node_close(&a);
+    close(fd);
+}
+
 static void test_bad_arguments_are_refused(void **state)
 {
     struct node a;
@@ -854,6 +900,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_messages_that_cannot_travel_are_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_peer_that_never_answers_the_handshake_is_retried,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
