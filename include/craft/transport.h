@@ -101,9 +101,9 @@ struct craft_tcp_config {
     void (*on_message)(void *data, uint64_t group_id, const struct craft_message *m);
     /* Messages to node_id were dropped (queue full, node not connected,
      * connection lost), or a connection to it failed (even with nothing
-     * queued: Raft then probes the follower again). Called from the loop, never from inside
-     * craft_tcp_send(), at most once per node per loop iteration. May be
-     * NULL. */
+     * queued: Raft then probes the follower again). Called from the loop,
+     * never from inside craft_tcp_send(), at most once per node per loop
+     * iteration. May be NULL. */
     void (*on_unreachable)(void *data, uint64_t node_id);
 };
 
