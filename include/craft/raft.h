@@ -413,6 +413,11 @@ uint32_t craft_raft_role(const struct craft_raft *r);
 uint64_t craft_raft_leader(const struct craft_raft *r);
 uint64_t craft_raft_term(const struct craft_raft *r);
 uint64_t craft_raft_id(const struct craft_raft *r);
+uint64_t craft_raft_commit(const struct craft_raft *r);
+uint64_t craft_raft_applied(const struct craft_raft *r);
+/* The membership in force, owned by the core: valid until the next call that
+ * may change it (step, advance, destroy). Cheaper than craft_raft_status. */
+const struct craft_conf_state *craft_raft_membership(const struct craft_raft *r);
 
 /* Membership helpers. */
 bool craft_conf_state_is_voter(const struct craft_conf_state *cs, uint64_t id);

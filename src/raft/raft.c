@@ -219,6 +219,10 @@ static int handle_quiesce(struct craft_raft *r, const struct craft_message *m)
     if (r->cfg.quiesce_ticks == 0 || m->from != r->leader) {
         return 0;
     }
+    /* Like a heartbeat, it tells the commit index: no heartbeat follows, so
+     * an entry committed since the last one would otherwise stay unapplied
+     * here until the group wakes. */
+    log_commit_to(&r->log, m->commit);
     r->quiesced = true;
     return 0;
 }
@@ -559,8 +563,15 @@ int craft_raft_tick(struct craft_raft *r)
             r->lead_transferee == 0 && r->reads.n == 0) {
             uint32_t i;
             for (i = 0; i < r->n_progress; i++) {
-                if (r->progress[i].id != r->id) {
-                    outbox_push(r, CRAFT_MSG_QUIESCE, r->progress[i].id);
+                const struct progress *pr = &r->progress[i];
+                struct out_message *om;
+                if (pr->id == r->id) {
+                    continue;
+                }
+                om = outbox_push(r, CRAFT_MSG_QUIESCE, pr->id);
+                if (om != NULL) {
+                    /* As in a heartbeat: never beyond what it is known to hold. */
+                    om->m.commit = pr->match < r->log.committed ? pr->match : r->log.committed;
                 }
             }
             r->quiesced = true;
@@ -783,4 +794,19 @@ uint64_t craft_raft_term(const struct craft_raft *r)
 uint64_t craft_raft_id(const struct craft_raft *r)
 {
     return r->id;
+}
+
+uint64_t craft_raft_commit(const struct craft_raft *r)
+{
+    return r->log.committed;
+}
+
+uint64_t craft_raft_applied(const struct craft_raft *r)
+{
+    return r->log.applied;
+}
+
+const struct craft_conf_state *craft_raft_membership(const struct craft_raft *r)
+{
+    return &r->conf;
 }

@@ -67,6 +67,10 @@ static void test_4_1_add_voter_single_step(void **state)
         assert_int_equal(cs.n_voters, 4);
         assert_true(craft_conf_state_is_voter(&cs, 4));
         assert_false(craft_conf_state_is_joint(&cs));
+        /* The cheap accessor agrees with the status. */
+        assert_memory_equal(craft_raft_membership(net_raft(net, id)), &cs, sizeof(cs));
+        assert_int_equal(craft_raft_applied(net_raft(net, id)), net_applied_index(net, id));
+        assert_true(craft_raft_commit(net_raft(net, id)) >= net_applied_index(net, id));
     }
     assert_int_equal(net_applied_index(net, 4), net_applied_index(net, 1));
     assert_int_equal(craft_raft_role(net_raft(net, 4)), CRAFT_ROLE_FOLLOWER);
