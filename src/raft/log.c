@@ -271,6 +271,34 @@ static void unstable_truncate_to(struct raft_log *l, size_t keep)
     u->n = keep;
 }
 
+/* Takes the data bytes of the stable entries [from, unstable offset) out of
+ * inmem_bytes, before a conflicting append replaces them. */
+static int forget_stable_bytes(struct raft_log *l, uint64_t from)
+{
+    struct craft_entry buf[64];
+    uint64_t lo = from, hi = l->unstable.offset;
+
+    if (l->unstable.has_snapshot) {
+        return 0;
+    }
+    while (lo < hi && l->inmem_bytes > 0) {
+        size_t n = 0, i;
+        int rc = l->storage->entries(l->storage->data, lo, hi, UINT64_MAX, buf,
+                                     sizeof(buf) / sizeof(buf[0]), &n);
+        if (rc != 0) {
+            return rc;
+        }
+        if (n == 0 || n > hi - lo) {
+            return CRAFT_ESTORAGE;
+        }
+        for (i = 0; i < n; i++) {
+            l->inmem_bytes -= l->inmem_bytes < buf[i].len ? l->inmem_bytes : buf[i].len;
+        }
+        lo += n;
+    }
+    return 0;
+}
+
 int log_append(struct raft_log *l, const struct craft_entry *entries, size_t n)
 {
     struct unstable *u = &l->unstable;
@@ -295,7 +323,13 @@ int log_append(struct raft_log *l, const struct craft_entry *entries, size_t n)
     if (after == u->offset + u->n) {
         /* The common case: straight after the tail. */
     } else if (after <= u->offset) {
-        /* Replaces the whole unstable tail, and a stable suffix too. */
+        /* Replaces the whole unstable tail, and a stable suffix too. The
+         * stable entries replaced were never applied (they follow the commit
+         * index): they leave the in-memory byte count with them. */
+        rc = forget_stable_bytes(l, after);
+        if (rc != 0) {
+            return rc;
+        }
         unstable_truncate_to(l, 0);
         u->offset = after;
     } else {

@@ -1,15 +1,16 @@
 /* craft-sim: the deterministic simulator.
  *
  * Every seed builds a cluster (tests/fixture/cluster.h) of 3 to 7 voters,
- * sometimes with a non-voting member, with a configuration drawn from the
- * seed (pre-vote, check-quorum, flow control limits, snapshots), then runs:
+ * sometimes with a non-voting member or witnesses, with a configuration
+ * drawn from the seed (pre-vote, check-quorum, flow control limits,
+ * snapshots, quiescence, the rate limiter), then runs:
  *
  *   1. a fault phase: proposals, ReadIndex requests, message drops,
  *      duplicates, delays and reordering, partitions (also one-way), crashes
  *      (also in the middle of a ready cycle, also losing an unsynced write),
  *      restarts, snapshots and compaction, membership changes (add and
- *      remove voters and non-voting members, promotions, demotions, joint
- *      changes), leader transfers and forced campaigns;
+ *      remove voters, non-voting members and witnesses, promotions,
+ *      demotions, joint changes), leader transfers and forced campaigns;
  *   2. a heal phase: every fault removed, crashed nodes restarted; then
  *      liveness must hold within LIVENESS_ELECTION_TIMEOUTS election
  *      timeouts: a leader is elected, a fresh proposal is applied by every
@@ -61,6 +62,7 @@
 
 #define MAX_VOTERS 7
 #define MIN_VOTERS 3
+#define MAX_WITNESSES 2
 #define TRACE_TAIL 40
 
 struct sim_args {
@@ -73,7 +75,7 @@ struct sim_args {
 
 struct sim_stats {
     uint64_t steps;
-    uint64_t proposals, committed_markers;
+    uint64_t proposals, proposals_busy, committed_markers;
     uint64_t reads, reads_answered;
     uint64_t conf_changes, conf_changes_accepted;
     uint64_t transfers, crashes, restarts, partitions, snapshots;
@@ -87,7 +89,10 @@ struct sim {
     struct cluster_options o;
     uint64_t rng;
     uint64_t proposal_seq;
-    uint32_t profile;  /* index in profiles[] */
+    uint32_t profile;    /* index in profiles[] */
+    bool witness_seed;   /* witnesses among the membership changes */
+    const char *failure; /* a violation the simulator itself found */
+    char why[256];
     uint64_t recovery; /* time to liveness after healing, election timeouts x 100 */
     struct sim_stats *stats;
 };
@@ -158,6 +163,27 @@ static void choose_options(struct sim *s, struct cluster_options *o)
     o->snapshot_threshold = (uint32_t)PICK(s, 0, 8, 25, 60);
     o->snapshot_keep = (uint32_t)PICK(s, 0, 2, 10);
     o->removal_grace = (uint32_t)PICK(s, 0, 200, 500);
+    /* Witnesses: some seeds start with one or two among the voters (at
+     * least two full voters remain); witness seeds also add and remove
+     * witnesses among their membership changes. */
+    if (chance(s, 25)) {
+        o->n_witnesses = o->n_voters >= 5 && chance(s, 50) ? 2 : 1;
+        if (o->n_voters - o->n_witnesses >= 2) {
+            o->n_voters -= o->n_witnesses;
+        } else {
+            o->n_witnesses = 0;
+        }
+        s->witness_seed = true;
+    }
+    /* Quiescence (with the fixture's host-wake rule) and the rate limiter. */
+    o->quiesce_ticks = chance(s, 25) ? (uint32_t)PICK(s, 5, 10, 30) : 0;
+    /* A leader retries a lagging follower on heartbeat answers: quiescing
+     * sooner than a few heartbeats after the last activity strands it
+     * (dragonboat waits ten election timeouts). */
+    if (o->quiesce_ticks != 0 && o->quiesce_ticks < 3 * o->heartbeat_tick + 2) {
+        o->quiesce_ticks = 3 * o->heartbeat_tick + 2;
+    }
+    o->max_in_mem_log_size = chance(s, 20) ? PICK(s, 64, 256, 1024, 4096) : 0;
 }
 
 static void print_options(FILE *f, const struct cluster_options *o, uint64_t steps)
@@ -168,7 +194,7 @@ static void print_options(FILE *f, const struct cluster_options *o, uint64_t ste
             " max_uncommitted=%" PRIu64 " max_committed_per_ready=%" PRIu64
             " forwarding=%s step_down_on_removal=%d jitter=%u delay=%u..%u "
             "report_unreachable=%d lose_unsynced=%u%% async_writes=%u%% (<=%u) snapshot every %u "
-            "keep %u removal_grace=%u; "
+            "keep %u removal_grace=%u witnesses=%u quiesce=%u max_in_mem_log=%" PRIu64 "; "
             "fault phase %" PRIu64 " steps\n",
             o->n_voters, o->n_learners, o->pre_vote, o->check_quorum, o->election_tick,
             o->heartbeat_tick, o->max_size_per_msg, o->max_inflight_msgs, o->max_inflight_bytes,
@@ -176,7 +202,7 @@ static void print_options(FILE *f, const struct cluster_options *o, uint64_t ste
             o->disable_proposal_forwarding ? "off" : "on", o->step_down_on_removal, o->tick_jitter,
             o->delay_min, o->delay_max, o->report_unreachable, o->lose_unsynced_ppm / 10000,
             o->async_write_ppm / 10000, o->write_delay_max, o->snapshot_threshold, o->snapshot_keep,
-            o->removal_grace, steps);
+            o->removal_grace, o->n_witnesses, o->quiesce_ticks, o->max_in_mem_log_size, steps);
 }
 
 /* ------------------------------------------------------------------------
@@ -239,7 +265,9 @@ static void act_propose(struct sim *s)
         memset(data + len, 'x', sizeof(data) - (size_t)len);
         len = (int)sizeof(data);
     }
-    cluster_propose(s->c, id, data, (uint32_t)len);
+    if (cluster_propose(s->c, id, data, (uint32_t)len) == CRAFT_EBUSY) {
+        s->stats->proposals_busy++;
+    }
     s->stats->proposals++;
 }
 
@@ -341,14 +369,41 @@ static uint64_t spare_node(struct sim *s, const struct craft_conf_state *cs)
     return cluster_add_node(s->c);
 }
 
+/* A random voter that is not a witness (0 if none), or any voter. */
+static uint64_t pick_voter(struct sim *s, const struct craft_conf_state *cs, bool full)
+{
+    uint64_t ids[CRAFT_MAX_NODES];
+    uint32_t i, n = 0;
+
+    for (i = 0; i < cs->n_voters; i++) {
+        if (!full || !has_id(cs->witnesses, cs->n_witnesses, cs->voters[i])) {
+            ids[n++] = cs->voters[i];
+        }
+    }
+    return n == 0 ? 0 : ids[below(s, n)];
+}
+
+/* Whether a full voter (not a witness) may leave the voters. Witnesses never
+ * lead, so the full voters that remain must be a majority of the voters both
+ * before the change and after it: the nodes that have not learned of the
+ * change must be able to elect one of them without a witness's vote. A
+ * witness may hold a longer log than every remaining full voter (the leader
+ * that is leaving had sent its newest entries to it), and then refuses them
+ * its vote; without witnesses that node could campaign itself. */
+static bool can_lose_full_voter(uint32_t nfull, uint32_t nv)
+{
+    return nfull >= 1 && (nfull - 1) * 2 > nv;
+}
+
 static void act_conf_change(struct sim *s)
 {
     uint64_t leader = cluster_leader(s->c);
     struct craft_conf_change cc;
     struct craft_status *st;
     const struct craft_conf_state *cs;
-    uint32_t members, nv, nl;
+    uint32_t members, nv, nl, nw, nfull;
     uint64_t id, other;
+    int rc;
 
     if (leader == 0) {
         return;
@@ -362,6 +417,8 @@ static void act_conf_change(struct sim *s)
     memset(&cc, 0, sizeof(cc));
     nv = cs->n_voters;
     nl = cs->n_learners;
+    nw = cs->n_witnesses;
+    nfull = nv >= nw ? nv - nw : 0;
     members = nv + nl;
     if (cs->n_voters_outgoing > 0) {
         /* Joint: leave it (the core may also leave on its own). */
@@ -369,7 +426,7 @@ static void act_conf_change(struct sim *s)
         cc.n_changes = 0;
         goto propose;
     }
-    switch (below(s, 8)) {
+    switch (below(s, s->witness_seed ? 11 : 8)) {
     case 0: /* add a voter */
     case 1: /* add a non-voting member */
         if (members >= MAX_VOTERS + 1 || nv >= MAX_VOTERS) {
@@ -390,19 +447,23 @@ static void act_conf_change(struct sim *s)
         cc.changes[cc.n_changes].type = CRAFT_CC_ADD_VOTER;
         cc.changes[cc.n_changes++].node_id = cs->learners[below(s, nl)];
         break;
-    case 3: /* demote a voter */
-        if (nv <= MIN_VOTERS) {
+    case 3: /* demote a voter (never a witness: the core refuses) */
+        if (nv <= MIN_VOTERS || !can_lose_full_voter(nfull, nv)) {
             goto out;
         }
         cc.changes[cc.n_changes].type = CRAFT_CC_ADD_NON_VOTING;
-        cc.changes[cc.n_changes++].node_id = cs->voters[below(s, nv)];
+        cc.changes[cc.n_changes++].node_id = pick_voter(s, cs, true);
         break;
     case 4: /* remove a voter */
         if (nv <= MIN_VOTERS) {
             goto out;
         }
+        id = pick_voter(s, cs, false);
+        if (!has_id(cs->witnesses, nw, id) && !can_lose_full_voter(nfull, nv)) {
+            goto out;
+        }
         cc.changes[cc.n_changes].type = CRAFT_CC_REMOVE_NODE;
-        cc.changes[cc.n_changes++].node_id = cs->voters[below(s, nv)];
+        cc.changes[cc.n_changes++].node_id = id;
         break;
     case 5: /* remove a non-voting member */
         if (nl == 0) {
@@ -419,21 +480,64 @@ static void act_conf_change(struct sim *s)
         if (id == 0) {
             goto out;
         }
-        other = cs->voters[below(s, nv)];
+        other = pick_voter(s, cs, false);
+        if (!has_id(cs->witnesses, nw, other) && !can_lose_full_voter(nfull, nv)) {
+            goto out;
+        }
         cc.changes[cc.n_changes].type = CRAFT_CC_ADD_VOTER;
         cc.changes[cc.n_changes++].node_id = id;
         cc.changes[cc.n_changes].type = CRAFT_CC_REMOVE_NODE;
         cc.changes[cc.n_changes++].node_id = other;
         break;
-    default: /* swap roles: promote one, demote another, joint */
-        if (nl == 0) {
+    case 7: /* swap roles: promote one, demote another, joint */
+        if (nl == 0 || !can_lose_full_voter(nfull, nv)) {
             goto out;
         }
         cc.changes[cc.n_changes].type = CRAFT_CC_ADD_VOTER;
         cc.changes[cc.n_changes++].node_id = cs->learners[below(s, nl)];
         cc.changes[cc.n_changes].type = CRAFT_CC_ADD_NON_VOTING;
-        cc.changes[cc.n_changes++].node_id = cs->voters[below(s, nv)];
+        cc.changes[cc.n_changes++].node_id = pick_voter(s, cs, true);
         break;
+    case 8: /* add a witness, sometimes with another change (joint) */
+        if (members >= MAX_VOTERS + 1 || nv >= MAX_VOTERS || nw >= MAX_WITNESSES ||
+            nfull * 2 <= nv + 1) {
+            goto out;
+        }
+        id = spare_node(s, cs);
+        if (id == 0) {
+            goto out;
+        }
+        cc.changes[cc.n_changes].type = CRAFT_CC_ADD_WITNESS;
+        cc.changes[cc.n_changes++].node_id = id;
+        if (nv > MIN_VOTERS && can_lose_full_voter(nfull, nv) && chance(s, 30)) {
+            cc.changes[cc.n_changes].type = CRAFT_CC_REMOVE_NODE;
+            cc.changes[cc.n_changes++].node_id = pick_voter(s, cs, true);
+        }
+        break;
+    case 9: /* remove a witness */
+        if (nw == 0 || nv <= MIN_VOTERS) {
+            goto out;
+        }
+        cc.changes[cc.n_changes].type = CRAFT_CC_REMOVE_NODE;
+        cc.changes[cc.n_changes++].node_id = cs->witnesses[below(s, nw)];
+        break;
+    default: /* try to promote or demote a witness: the core must refuse */
+        if (nw == 0) {
+            goto out;
+        }
+        cc.changes[cc.n_changes].type =
+            chance(s, 50) ? CRAFT_CC_ADD_VOTER : CRAFT_CC_ADD_NON_VOTING;
+        cc.changes[cc.n_changes++].node_id = cs->witnesses[below(s, nw)];
+        cc.transition = CRAFT_TRANSITION_AUTO;
+        s->stats->conf_changes++;
+        rc = cluster_propose_conf_change(s->c, leader, &cc);
+        if (rc == 0) {
+            snprintf(s->why, sizeof(s->why),
+                     "witness n%" PRIu64 " %s: the core accepted the change", cc.changes[0].node_id,
+                     cc.changes[0].type == CRAFT_CC_ADD_VOTER ? "promoted" : "demoted");
+            s->failure = s->why;
+        }
+        goto out;
     }
     cc.transition =
         (uint32_t)PICK(s, CRAFT_TRANSITION_AUTO, CRAFT_TRANSITION_AUTO,
@@ -622,12 +726,14 @@ static const char *heal_and_check_liveness(struct sim *s, char *why, size_t cap)
          * be answered (re-issued every election timeout: a read is lost
          * with its leader). */
         if (marker_done && leader != 0 && cluster_now(s->c) >= read_attempt + timeout) {
-            uint64_t follower = cluster_conf(s->c)->voters[below(s, cluster_conf(s->c)->n_voters)];
+            /* A witness serves no reads: ask a full voter. */
+            uint64_t follower = pick_voter(s, cluster_conf(s->c), true);
             read_attempt = cluster_now(s->c);
             if (leader_read == 0 || !cluster_read_answered(s->c, leader_read)) {
                 cluster_read_index(s->c, leader, &leader_read);
             }
-            if (follower != leader && cluster_node_state(s->c, follower) == CLUSTER_NODE_UP &&
+            if (follower != 0 && follower != leader &&
+                cluster_node_state(s->c, follower) == CLUSTER_NODE_UP &&
                 (follower_read == 0 || !cluster_read_answered(s->c, follower_read))) {
                 cluster_read_index(s->c, follower, &follower_read);
             }
@@ -717,12 +823,20 @@ static bool run_seed(const struct sim_args *args, struct sim_stats *stats, FILE 
         if (cluster_now(s.c) >= next_action) {
             fault_action(&s);
             next_action = cluster_now(s.c) + 2 + below(&s, 30);
+            /* With quiescence, some long idle spells: the group falls quiet,
+             * and the next fault or proposal must wake it. */
+            if (s.o.quiesce_ticks != 0 && chance(&s, 4)) {
+                next_action += s.o.tick_interval * (s.o.quiesce_ticks + below(&s, 30));
+            }
+            if (s.failure != NULL) {
+                break;
+            }
         }
         if (!cluster_step(s.c)) {
             break;
         }
     }
-    failure = cluster_check(s.c);
+    failure = s.failure != NULL ? s.failure : cluster_check(s.c);
 
     /* Heal phase and liveness. */
     if (failure == NULL) {
@@ -1073,6 +1187,7 @@ static int run_many(const struct sim_args *base, const struct range *r, uint32_t
             failed += msg[1];
             stats.steps += st.steps;
             stats.proposals += st.proposals;
+            stats.proposals_busy += st.proposals_busy;
             stats.committed_markers += st.committed_markers;
             stats.reads += st.reads;
             stats.reads_answered += st.reads_answered;
@@ -1090,14 +1205,14 @@ static int run_many(const struct sim_args *base, const struct range *r, uint32_t
         }
     }
     if (show_stats) {
-        printf("sim: %.1fs, %" PRIu64 " steps, %" PRIu64 " proposals, %" PRIu64 "/%" PRIu64
-               " reads answered, %" PRIu64 "/%" PRIu64 " membership changes accepted, %" PRIu64
-               " transfers, %" PRIu64 " crashes, %" PRIu64 " restarts, %" PRIu64
-               " partitions, %" PRIu64
+        printf("sim: %.1fs, %" PRIu64 " steps, %" PRIu64 " proposals (%" PRIu64 " busy), %" PRIu64
+               "/%" PRIu64 " reads answered, %" PRIu64 "/%" PRIu64
+               " membership changes accepted, %" PRIu64 " transfers, %" PRIu64 " crashes, %" PRIu64
+               " restarts, %" PRIu64 " partitions, %" PRIu64
                " snapshots, slowest recovery %.2f election timeouts (seed %" PRIu64 ")\n",
-               now_seconds() - start, stats.steps, stats.proposals, stats.reads_answered,
-               stats.reads, stats.conf_changes_accepted, stats.conf_changes, stats.transfers,
-               stats.crashes, stats.restarts, stats.partitions, stats.snapshots,
+               now_seconds() - start, stats.steps, stats.proposals, stats.proposals_busy,
+               stats.reads_answered, stats.reads, stats.conf_changes_accepted, stats.conf_changes,
+               stats.transfers, stats.crashes, stats.restarts, stats.partitions, stats.snapshots,
                (double)stats.heal_time_max / 100.0, stats.heal_time_max_seed);
     }
     printf("sim: %" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
