@@ -552,6 +552,25 @@ static void tick_rate_limit(struct craft_raft *r)
     }
 }
 
+/* A group only falls quiet once every member holds the whole log and knows
+ * it committed: a lagging member (say, waiting for a snapshot retry, which
+ * heartbeat answers drive) would otherwise stay behind until woken. */
+static bool all_caught_up(const struct craft_raft *r)
+{
+    uint64_t last = log_last_index(&r->log);
+    uint32_t i;
+
+    if (r->log.committed != last) {
+        return false;
+    }
+    for (i = 0; i < r->n_progress; i++) {
+        if (r->progress[i].id != r->id && r->progress[i].match != last) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int craft_raft_tick(struct craft_raft *r)
 {
     tick_rate_limit(r);
@@ -560,7 +579,7 @@ int craft_raft_tick(struct craft_raft *r)
             return 0; /* Quiescent: no heartbeats, no elections until woken. */
         }
         if (r->role == CRAFT_ROLE_LEADER && ++r->idle_ticks >= r->cfg.quiesce_ticks &&
-            r->lead_transferee == 0 && r->reads.n == 0) {
+            r->lead_transferee == 0 && r->reads.n == 0 && all_caught_up(r)) {
             uint32_t i;
             for (i = 0; i < r->n_progress; i++) {
                 const struct progress *pr = &r->progress[i];
