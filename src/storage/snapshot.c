@@ -13,6 +13,7 @@
  * Written as <name>.tmp, fdatasynced, renamed, directory fsynced. Every
  * length read back is checked against the file's size before use.
  */
+#include "storage_log.h"
 #include "common/byteorder.h"
 #include <craft/snapshot.h>
 
@@ -77,15 +78,10 @@ static void log_line(struct craft_snapshot_store *s, int level, const char *fmt,
 
 static void log_line(struct craft_snapshot_store *s, int level, const char *fmt, ...)
 {
-    char msg[640];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    storage_vlog(s->opts.log, s->opts.log_arg, "snapshot", level, fmt, ap);
     va_end(ap);
-    if (s->opts.log != NULL)
-        s->opts.log(s->opts.log_arg, level, msg);
-    else if (level >= CRAFT_LOG_WARN)
-        fprintf(stderr, "craft snapshot: %s\n", msg);
 }
 
 static int io_error(struct craft_snapshot_store *s, const char *what, const char *name, int err)

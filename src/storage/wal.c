@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage_log.h"
 #include "crc32c.h"
 #include "wal_group.h"
 #include "wal_record.h"
@@ -85,16 +86,10 @@ static void log_line(struct craft_wal *wal, int level, const char *fmt, ...)
 
 static void log_line(struct craft_wal *wal, int level, const char *fmt, ...)
 {
-    char msg[640];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    storage_vlog(wal->opts.log, wal->opts.log_arg, "wal", level, fmt, ap);
     va_end(ap);
-    if (wal->opts.log != NULL) {
-        wal->opts.log(wal->opts.log_arg, level, msg);
-    } else if (level >= CRAFT_LOG_WARN) {
-        fprintf(stderr, "craft wal: %s\n", msg);
-    }
 }
 
 /* Marks the WAL stopped for good (an fsync or write failed). */
