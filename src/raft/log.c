@@ -88,7 +88,6 @@ static void *arena_copy(struct arena *a, const void *data, size_t len, uint64_t 
 static void arena_release_below(struct arena *a, uint64_t stable)
 {
     struct arena_block **link = &a->head;
-    struct arena_block *prev = NULL;
 
     while (*link != NULL) {
         struct arena_block *b = *link;
@@ -101,10 +100,8 @@ static void arena_release_below(struct arena *a, uint64_t stable)
             }
             continue;
         }
-        prev = b;
         link = &b->next;
     }
-    (void)prev;
     /* The tail can be reused in place once everything in it is stable. */
     if (a->tail != NULL && a->tail == a->head && a->tail->last_index <= stable) {
         a->tail->used = 0;

@@ -131,15 +131,13 @@ static int apply_one(struct craft_conf_state *cs, const struct craft_conf_change
     }
 }
 
-int membership_apply_change(struct craft_conf_state *cs, const struct craft_conf_change *cc,
-                            bool joint_now)
+int membership_apply_change(struct craft_conf_state *cs, const struct craft_conf_change *cc)
 {
     struct craft_conf_state next = *cs;
     uint32_t i, changed = 0;
     bool joint;
     int rc;
 
-    (void)joint_now;
     if (cc->n_changes > CRAFT_MAX_CONF_CHANGES ||
         cc->transition > CRAFT_TRANSITION_JOINT_EXPLICIT) {
         return CRAFT_ECONF_INVALID;
@@ -203,7 +201,7 @@ int craft_conf_change_apply(struct craft_conf_state *cs, const struct craft_conf
     if (cs == NULL || cc == NULL) {
         return CRAFT_EINVAL;
     }
-    return membership_apply_change(cs, cc, craft_conf_state_is_joint(cs));
+    return membership_apply_change(cs, cc);
 }
 
 int membership_validate(const struct craft_raft *r, const struct craft_conf_change *cc)
@@ -213,7 +211,7 @@ int membership_validate(const struct craft_raft *r, const struct craft_conf_chan
     if (r->pending_conf_index > r->log.applied) {
         return CRAFT_ECONF_PENDING;
     }
-    return membership_apply_change(&next, cc, craft_conf_state_is_joint(&r->conf));
+    return membership_apply_change(&next, cc);
 }
 
 static bool conf_state_sane(const struct craft_conf_state *cs)
@@ -350,7 +348,7 @@ int membership_apply_entry(struct craft_raft *r, const struct craft_entry *e)
     if (rc != 0) {
         return rc;
     }
-    rc = membership_apply_change(&next, &cc, craft_conf_state_is_joint(&r->conf));
+    rc = membership_apply_change(&next, &cc);
     if (rc != 0) {
         /* Validated when proposed; a committed change that no longer applies
          * is skipped, identically on every node. */
@@ -369,9 +367,8 @@ int membership_apply_entry(struct craft_raft *r, const struct craft_entry *e)
         if (r->lead_transferee != 0 && !craft_conf_state_is_voter(&r->conf, r->lead_transferee)) {
             replication_abort_transfer(r);
         }
-        if (replication_maybe_commit(r)) {
-            r->append_pending = true;
-        }
+        /* The quorum changed: commit what it now allows, and tell everyone. */
+        replication_maybe_commit(r);
         r->append_pending = true;
     } else if (r->role == CRAFT_ROLE_CANDIDATE || r->role == CRAFT_ROLE_PRE_CANDIDATE) {
         if (!raft_promotable(r)) {

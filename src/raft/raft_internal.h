@@ -176,8 +176,7 @@ int read_only_push_state(struct craft_raft *r, uint64_t index, uint64_t context)
 void read_only_free(struct craft_raft *r);
 
 /* membership.c */
-int membership_apply_change(struct craft_conf_state *cs, const struct craft_conf_change *cc,
-                            bool joint_now);
+int membership_apply_change(struct craft_conf_state *cs, const struct craft_conf_change *cc);
 int membership_validate(const struct craft_raft *r, const struct craft_conf_change *cc);
 int membership_set(struct craft_raft *r, const struct craft_conf_state *cs);
 int membership_apply_entry(struct craft_raft *r, const struct craft_entry *e);

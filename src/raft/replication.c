@@ -379,7 +379,6 @@ int replication_handle_append_resp(struct craft_raft *r, const struct craft_mess
         return 0;
     }
     {
-        bool was_paused = progress_is_paused(pr);
         if (!progress_maybe_update(pr, m->index)) {
             return 0;
         }
@@ -393,10 +392,8 @@ int replication_handle_append_resp(struct craft_raft *r, const struct craft_mess
         }
         if (replication_maybe_commit(r)) {
             r->append_pending = true;
-        } else if (was_paused) {
-            replication_send_append(r, pr, false);
         }
-        /* Fill the window. */
+        /* Fill the window (it may have been paused until this answer). */
         while (replication_send_append(r, pr, false)) {
         }
         if (m->from == r->lead_transferee && pr->match == log_last_index(&r->log)) {
