@@ -5,7 +5,8 @@
 # craft_build DIR ARGS configures and builds the tree in DIR with extra cmake ARGS.
 
 CRAFT_DEBIAN_PACKAGES="build-essential cmake pkg-config libcmocka-dev libuv1-dev liblmdb-dev
-libssl-dev clang libclang-rt-14-dev clang-format"
+libssl-dev libhttp-parser-dev openssl redis-tools curl python3 gnuplot-nox
+clang libclang-rt-14-dev clang-format"
 
 craft_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
