@@ -175,6 +175,28 @@ const char *craft_wal_errmsg(const struct craft_wal *wal);
  * sync: recovery relies on each write being durable before the next one
  * starts, to tell a torn last write from earlier damage. */
 int craft_wal_commit(struct craft_wal *wal);
+/* Commit in two phases, for a caller that keeps working while the
+ * fdatasync runs (the host runtime's group commit):
+ *   craft_wal_write(wal, &sync)  writes everything buffered, without
+ *                                fdatasync (a segment filled on the way is
+ *                                fdatasynced before the next one starts);
+ *   craft_wal_sync_run(&sync)    the fdatasync; any thread;
+ *   craft_wal_sync_done(wal, &sync) records the outcome (an fdatasync
+ *                                failure is fail-stop: CRAFT_STORAGE_EFATAL)
+ *                                and deletes segments no longer needed.
+ * Only after sync_done returned 0 is everything written by the matching
+ * craft_wal_write durable. Between write and sync_done the caller may append,
+ * save and read (they touch memory only) but must not call craft_wal_write,
+ * craft_wal_commit or craft_wal_close. The sync struct is the caller's. */
+struct craft_wal_sync {
+    struct craft_vfs_file *file_; /* private */
+    struct craft_vfs *vfs_;       /* private */
+    int status_;                  /* private */
+};
+int craft_wal_write(struct craft_wal *wal, struct craft_wal_sync *sync);
+int craft_wal_sync_run(struct craft_wal_sync *sync);
+int craft_wal_sync_done(struct craft_wal *wal, const struct craft_wal_sync *sync);
+
 /* Bytes buffered, not yet committed. */
 size_t craft_wal_pending_bytes(const struct craft_wal *wal);
 

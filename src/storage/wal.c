@@ -48,7 +48,9 @@ struct craft_wal {
     struct wal_buf pending; /* encoded, unstamped records not yet durable */
     uint8_t *replay_buf;    /* recovery's read window */
     size_t replay_cap;
-    bool failed; /* fail-stop: an fsync or write failed */
+    bool failed;     /* fail-stop: an fsync or write failed */
+    bool defer_sync; /* inside craft_wal_write: write without fdatasync */
+    bool file_dirty; /* the last segment has writes not yet fdatasynced */
     char errmsg[512];
     struct craft_log_store store;
     struct craft_wal_stats stats;
@@ -259,9 +261,22 @@ static int create_segment(struct craft_wal *wal, uint64_t seq, uint64_t first_ls
         wal->vfs->close(file);
         goto out;
     }
-    if (wal->file != NULL)
+    if (wal->file != NULL) {
+        /* A deferred write left the old segment unsynced: it must be durable
+         * before the caller's sync (which covers only the new one). */
+        if (wal->file_dirty && !wal->opts.no_sync) {
+            rc = wal->vfs->fdatasync(wal->file);
+            wal->stats.fsyncs++;
+            if (rc != 0) {
+                wal->vfs->close(file);
+                rc = fail_stop(wal, "fdatasync", "previous segment", rc);
+                goto out;
+            }
+        }
         wal->vfs->close(wal->file);
+    }
     wal->file = file;
+    wal->file_dirty = false;
     wal->seg_offset = WAL_SEGMENT_HEADER_SIZE;
     wal->seg_alloc = wal->opts.segment_size;
     log_line(wal, CRAFT_LOG_DEBUG, "created segment %s (first lsn %" PRIu64 ")", name, first_lsn);
@@ -325,11 +340,14 @@ static int commit_pending(struct craft_wal *wal)
         }
         if (rc != 0)
             return fail_stop(wal, "write", name, rc);
-        if (!wal->opts.no_sync) {
+        if (wal->defer_sync) {
+            wal->file_dirty = true;
+        } else if (!wal->opts.no_sync) {
             rc = wal->vfs->fdatasync(wal->file);
             wal->stats.fsyncs++;
             if (rc != 0)
                 return fail_stop(wal, "fdatasync", name, rc);
+            wal->file_dirty = false;
         }
         wal->seg_offset += chunk;
         wal->next_lsn += n_records;
@@ -344,6 +362,14 @@ int craft_wal_commit(struct craft_wal *wal)
 {
     if (wal->failed)
         return CRAFT_STORAGE_EFATAL;
+    if (wal->pending.len == 0 && wal->file_dirty && !wal->opts.no_sync) {
+        /* A two-phase write whose sync never ran (craft_wal_write). */
+        int rc = wal->vfs->fdatasync(wal->file);
+        wal->stats.fsyncs++;
+        if (rc != 0)
+            return fail_stop(wal, "fdatasync", "segment", rc);
+        wal->file_dirty = false;
+    }
     if (wal->pending.len == 0)
         return 0;
     wal->stats.commits++;
@@ -355,6 +381,47 @@ int craft_wal_commit(struct craft_wal *wal)
     if (rc == CRAFT_STORAGE_EFATAL)
         return rc;
     return 0;
+}
+
+int craft_wal_write(struct craft_wal *wal, struct craft_wal_sync *sync)
+{
+    memset(sync, 0, sizeof(*sync));
+    if (wal->failed)
+        return CRAFT_STORAGE_EFATAL;
+    if (wal->pending.len > 0) {
+        wal->stats.commits++;
+        wal->defer_sync = true;
+        int rc = commit_pending(wal);
+        wal->defer_sync = false;
+        if (rc != 0)
+            return rc;
+    }
+    if (wal->file_dirty && !wal->opts.no_sync) {
+        sync->file_ = wal->file;
+        sync->vfs_ = wal->vfs;
+    }
+    return 0;
+}
+
+int craft_wal_sync_run(struct craft_wal_sync *sync)
+{
+    sync->status_ = 0;
+    if (sync->file_ != NULL)
+        sync->status_ = sync->vfs_->fdatasync(sync->file_);
+    return sync->status_;
+}
+
+int craft_wal_sync_done(struct craft_wal *wal, const struct craft_wal_sync *sync)
+{
+    if (sync->file_ == NULL)
+        return wal->failed ? CRAFT_STORAGE_EFATAL : 0;
+    wal->stats.fsyncs++;
+    if (sync->status_ != 0)
+        return fail_stop(wal, "fdatasync", "segment", sync->status_);
+    if (sync->file_ == wal->file)
+        wal->file_dirty = false;
+    int rc = maybe_delete_segments(wal);
+    return rc == CRAFT_STORAGE_EFATAL ? rc : 0;
 }
 
 size_t craft_wal_pending_bytes(const struct craft_wal *wal)

@@ -630,6 +630,54 @@ static void test_memory_store_same_rules(void **state)
     ls->close(ls->data);
 }
 
+/* The host's group commit: write without fdatasync, fdatasync on another
+ * thread, then record it. Every acknowledged write survives, across rolls
+ * (a filled segment is fdatasynced before the next one starts), and an
+ * fdatasync failure in the deferred phase is fail-stop. */
+static void test_two_phase_commit_survives_rolls_and_fails_stop(void **state)
+{
+    struct fixture *f = *state;
+    struct craft_vfs *fault;
+    struct craft_vfs_fault_config cfg;
+    craft_vfs_fault_config_init(&cfg);
+    assert_int_equal(craft_vfs_fault_create(craft_vfs_posix(), &cfg, &fault), 0);
+    f->opts.vfs = fault;
+    f->opts.segment_size = 64 << 10;
+    reopen(f);
+    uint64_t next = 1;
+    for (int round = 0; round < 40; round++) {
+        append(f->ls, 1, next, 20, 1);
+        next += 20;
+        struct craft_wal_sync sync;
+        assert_int_equal(craft_wal_write(f->wal, &sync), 0);
+        /* the buffer takes new writes while the fdatasync runs */
+        append(f->ls, 2, (uint64_t)round + 1, 1, 1);
+        assert_int_equal(craft_wal_sync_run(&sync), 0);
+        assert_int_equal(craft_wal_sync_done(f->wal, &sync), 0);
+    }
+    assert_int_equal(craft_wal_commit(f->wal), 0);
+    struct craft_wal_stats st;
+    craft_wal_stats(f->wal, &st);
+    assert_true(st.last_segment > 2);
+    reopen(f);
+    check_log(f->ls, 1, 1, next - 1);
+    check_log(f->ls, 2, 1, 40);
+
+    struct craft_vfs_fault_stats fst;
+    craft_vfs_fault_stats(fault, &fst);
+    cfg.fdatasync_fail_at = (int64_t)fst.fdatasyncs;
+    craft_vfs_fault_set(fault, &cfg);
+    append(f->ls, 1, next, 1, 1);
+    struct craft_wal_sync sync;
+    assert_int_equal(craft_wal_write(f->wal, &sync), 0);
+    assert_int_not_equal(craft_wal_sync_run(&sync), 0);
+    assert_int_equal(craft_wal_sync_done(f->wal, &sync), CRAFT_STORAGE_EFATAL);
+    assert_int_equal(craft_wal_commit(f->wal), CRAFT_STORAGE_EFATAL);
+    craft_wal_close(f->wal);
+    f->wal = NULL;
+    craft_vfs_fault_destroy(fault);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -644,6 +692,7 @@ int main(void)
         T(test_rolling_and_segment_deletion_keep_every_group),
         T(test_remove_group),
         T(test_large_entries_span_segments),
+        T(test_two_phase_commit_survives_rolls_and_fails_stop),
         T(test_torn_tail_is_truncated_with_a_log_line),
         T(test_bad_last_record_is_a_torn_tail),
         T(test_corruption_before_the_tail_stops_the_open),
