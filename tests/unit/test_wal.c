@@ -646,8 +646,8 @@ static void test_two_phase_commit_survives_rolls_and_fails_stop(void **state)
     reopen(f);
     uint64_t next = 1;
     for (int round = 0; round < 40; round++) {
-        append(f->ls, 1, next, 20, 1);
-        next += 20;
+        append(f->ls, 1, next, 80, 1);
+        next += 80;
         struct craft_wal_sync sync;
         assert_int_equal(craft_wal_write(f->wal, &sync), 0);
         /* the buffer takes new writes while the fdatasync runs */
