@@ -2,7 +2,8 @@
  *
  * A connection carries frames. The first frame each side sends is a
  * handshake; every later frame is a batch of raft messages, for any number of
- * groups, bound for one host. Everything here is a pure function over
+ * groups, bound for one host, or, on a connection opened for one snapshot
+ * stream, one of the snapshot stream frames below. Everything here is a pure function over
  * buffers: no I/O, no threads, no global state, so the decoders can be fuzzed
  * exactly as the transport runs them (tests/fuzz/fuzz_codec.c).
  *
@@ -10,7 +11,7 @@
  *
  *   0  u32 magic 0x54465243 ("CRFT" on the wire)
  *   4  u16 version      codec version of the payload layout
- *   6  u16 kind         CRAFT_FRAME_HANDSHAKE or CRAFT_FRAME_BATCH
+ *   6  u16 kind         enum craft_frame_kind
  *   8  u32 length       payload bytes, at most the receiver's max_payload
  *   12 u32 crc32c       of bytes 0..12, then of the payload
  *   16 payload
@@ -31,6 +32,17 @@
  *       u64 index | u64 term | u8 auto_leave (0 or 1)
  *       then voters, voters_outgoing, learners, learners_next, witnesses,
  *       each as u8 count (<= CRAFT_MAX_NODES) and count u64 node ids
+ *
+ * Snapshot stream payloads, version 1 (one stream per connection, in this
+ * order: begin, any number of chunks, end from the sender; ack back):
+ *
+ *   SNAPSHOT_BEGIN  a batch payload holding exactly one CRAFT_MSG_SNAPSHOT
+ *                   message without entries (its metadata)
+ *   SNAPSHOT_CHUNK  u64 offset of the data in the snapshot | 1.. data bytes
+ *                   (the rest of the payload)
+ *   SNAPSHOT_END    u64 total data bytes | u32 crc32c of all the data
+ *   SNAPSHOT_ACK    u64 total data bytes stored | u32 status
+ *                   (enum craft_snapshot_ack_status)
  *
  * Message types travel as wire numbers fixed by the codec version, not as
  * enum craft_message_type values, so reordering the enum cannot change the
@@ -90,6 +102,22 @@ extern "C" {
 enum craft_frame_kind {
     CRAFT_FRAME_HANDSHAKE = 1,
     CRAFT_FRAME_BATCH = 2,
+    CRAFT_FRAME_SNAPSHOT_BEGIN = 3,
+    CRAFT_FRAME_SNAPSHOT_CHUNK = 4,
+    CRAFT_FRAME_SNAPSHOT_END = 5,
+    CRAFT_FRAME_SNAPSHOT_ACK = 6,
+};
+
+/* Encoded sizes of the fixed parts of version 1 snapshot stream frames. */
+#define CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE 8u
+#define CRAFT_SNAPSHOT_END_SIZE 12u
+#define CRAFT_SNAPSHOT_ACK_SIZE 12u
+
+/* What a receiver answers at the end of a snapshot stream. */
+enum craft_snapshot_ack_status {
+    CRAFT_SNAPSHOT_STORED = 0,  /* every byte arrived, verified, stored durably */
+    CRAFT_SNAPSHOT_REFUSED = 1, /* the receiver takes no snapshot now (or none at all) */
+    CRAFT_SNAPSHOT_FAILED = 2,  /* bad data (size, checksum) or the receiver could not store */
 };
 
 /* The codec's own errors, in a range apart from raft.h's. Returned besides
@@ -288,6 +316,48 @@ int craft_batch_iter_init(struct craft_batch_iter *it, uint16_t version, const v
  * it->entries at a larger array (updating entries_cap) and call again to
  * decode the same message. */
 int craft_batch_next(struct craft_batch_iter *it, uint64_t *group, struct craft_message *msg);
+
+/* ------------------------------------------------------------------------
+ * Snapshot streams. Each encoder appends one whole frame of the given version
+ * (CRAFT_EVERSION outside the supported range, CRAFT_ENOMEM); each decoder
+ * takes the payload of a frame of the matching kind and returns 0 or
+ * CRAFT_ECORRUPT (CRAFT_EVERSION for begin), with *detail naming the problem.
+ * ------------------------------------------------------------------------ */
+
+/* m must be a CRAFT_MSG_SNAPSHOT without entries (CRAFT_EINVAL otherwise, or
+ * for whatever craft_message_encode() refuses); max_payload as for
+ * craft_batch_begin() (CRAFT_ETOO_BIG beyond it). */
+int craft_snapshot_begin_encode(struct craft_buf *b, uint16_t version, uint32_t max_payload,
+                                uint64_t group, const struct craft_message *m);
+
+/* Decodes a begin payload into *group and *m; m->snapshot points at *meta
+ * (caller's storage), nothing points into the payload. */
+int craft_snapshot_begin_decode(uint16_t version, const void *payload, size_t len, uint64_t *group,
+                                struct craft_message *m, struct craft_snapshot_meta *meta,
+                                const char **detail);
+
+struct craft_snapshot_chunk {
+    uint64_t offset;     /* of the first byte in the snapshot's data */
+    const uint8_t *data; /* into the payload */
+    uint32_t len;        /* >= 1 */
+};
+
+/* len bytes at data (copied), 1 <= len <= UINT32_MAX - 8 (CRAFT_EINVAL). */
+int craft_snapshot_chunk_encode(struct craft_buf *b, uint16_t version, uint64_t offset,
+                                const void *data, uint32_t len);
+int craft_snapshot_chunk_decode(const void *payload, size_t len, struct craft_snapshot_chunk *c,
+                                const char **detail);
+
+int craft_snapshot_end_encode(struct craft_buf *b, uint16_t version, uint64_t size, uint32_t crc);
+int craft_snapshot_end_decode(const void *payload, size_t len, uint64_t *size, uint32_t *crc,
+                              const char **detail);
+
+/* status: enum craft_snapshot_ack_status (CRAFT_EINVAL otherwise; the decoder
+ * refuses unknown values too). */
+int craft_snapshot_ack_encode(struct craft_buf *b, uint16_t version, uint64_t size,
+                              uint32_t status);
+int craft_snapshot_ack_decode(const void *payload, size_t len, uint64_t *size, uint32_t *status,
+                              const char **detail);
 
 /* Whether a message type may cross the network (false for local-only and
  * unknown types). */

@@ -50,8 +50,42 @@
  * thread that runs the loop given to craft_tcp_create(). The transport takes
  * no locks and starts no threads.
  *
- * Not in scope yet: TLS, and streaming snapshot data on a separate
- * connection (a CRAFT_MSG_SNAPSHOT carries only its metadata here).
+ * Snapshot streams: a CRAFT_MSG_SNAPSHOT sent with craft_tcp_send() carries
+ * only its metadata. craft_tcp_send_snapshot() sends it with the state
+ * machine's data, on a connection of its own so that a snapshot of any size
+ * never delays the heartbeats and appends on the node's connection:
+ *
+ *   sender                                      receiver
+ *   connect, handshake (as usual)   ------>     handshake answer
+ *   SNAPSHOT_BEGIN (the message)    ------>     on_snapshot_begin() -> sink
+ *   SNAPSHOT_CHUNK (offset, bytes)  ------>     on_snapshot_chunk(), in order
+ *   ...                                         (stall timer restarted)
+ *   SNAPSHOT_END (size, CRC32C)     ------>     checks size and checksum,
+ *                                               on_snapshot_end(ok=true),
+ *                                               on_message(the message)
+ *   done(0)                         <------     SNAPSHOT_ACK (stored)
+ *   closes the connection
+ *
+ * Flow control: the sender keeps at most CRAFT_TCP_SNAPSHOT_WINDOW chunks of
+ * at most CRAFT_TCP_SNAPSHOT_CHUNK bytes of a stream queued (encoded and
+ * being written); it reads the next chunk from the source only when one of
+ * those writes has completed, i.e. when the socket has taken it. The receiver
+ * reads the next frame only once on_snapshot_chunk() has returned, so a slow
+ * store slows the sender through TCP. A stream costs the sender its window
+ * and the receiver one frame, whatever the snapshot's size.
+ *
+ * Failure: any error ends that stream alone; the receiver answers with a
+ * failed or refused ack where it can, and the sender's done() gets a negative
+ * status (the host then calls craft_raft_report_snapshot(failed)). On the
+ * receiving side a stream that began and did not end well gets
+ * on_snapshot_end(ok=false) exactly once: a chunk out of order, a size or
+ * checksum mismatch at the end, a malformed or unexpected frame, a
+ * connection lost or silent for snapshot_timeout_ms, the host's own chunk
+ * callback failing, or the transport closing. Malformed frames also close
+ * the connection and count in connections_bad_input, silence in
+ * connections_timed_out; every failed stream counts in snapshots_failed.
+ *
+ * Not in scope yet: TLS.
  */
 #ifndef CRAFT_TRANSPORT_H
 #define CRAFT_TRANSPORT_H
@@ -75,6 +109,13 @@ struct craft_tcp_transport;
 #define CRAFT_TCP_DEFAULT_BACKOFF_MIN_MS 50u
 #define CRAFT_TCP_DEFAULT_BACKOFF_MAX_MS 2000u
 #define CRAFT_TCP_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000u
+#define CRAFT_TCP_DEFAULT_SNAPSHOT_TIMEOUT_MS 30000u
+#define CRAFT_TCP_DEFAULT_MAX_SNAPSHOT_STREAMS 4u
+
+/* A snapshot stream's window: chunks queued at most, and their size (a
+ * chunk is also bounded by max_payload). */
+#define CRAFT_TCP_SNAPSHOT_WINDOW 4u
+#define CRAFT_TCP_SNAPSHOT_CHUNK (64u * 1024u)
 
 struct craft_tcp_config {
     uint64_t cluster_id; /* every host of the cluster uses the same */
@@ -92,6 +133,13 @@ struct craft_tcp_config {
     uint32_t backoff_min_ms;       /* reconnect delay bounds; 0: defaults */
     uint32_t backoff_max_ms;       /*   (50 ms .. 2 s) */
     uint32_t handshake_timeout_ms; /* 0: default (5 s) */
+    /* A snapshot stream that makes no progress (no chunk written or received,
+     * no ack) for this long fails; 0: default (30 s). */
+    uint32_t snapshot_timeout_ms;
+    /* Snapshot streams at once, in each direction; 0: default (4). Beyond it
+     * craft_tcp_send_snapshot() returns CRAFT_EBUSY and incoming streams are
+     * refused. */
+    uint32_t max_snapshot_streams;
 
     void *data; /* passed to the callbacks */
     /* One received message, in order per sending node. m, its entries, their
@@ -105,7 +153,49 @@ struct craft_tcp_config {
      * never from inside craft_tcp_send(), at most once per node per loop
      * iteration. May be NULL. */
     void (*on_unreachable)(void *data, uint64_t node_id);
+
+    /* Receiving snapshot streams (see the top of this file). All three set,
+     * or on_snapshot_begin NULL: every stream is refused and counted in
+     * snapshots_refused. They run on the loop thread and may call
+     * craft_tcp_send(); they must not call craft_tcp_close().
+     *
+     * A stream begins: m (valid during the call only, as in on_message) is
+     * the CRAFT_MSG_SNAPSHOT of group_id. Return 0 and set *sink (the host's,
+     * e.g. a craft_snapshot_writer; the transport only passes it back), or
+     * <0 to refuse the stream (no other callback is then called for it). */
+    int (*on_snapshot_begin)(void *data, uint64_t group_id, const struct craft_message *m,
+                             void **sink);
+    /* len bytes (valid during the call) at offset in the snapshot's data;
+     * chunks come in order, without gaps. <0 fails the stream
+     * (on_snapshot_end(ok=false) follows at once). */
+    int (*on_snapshot_chunk)(void *data, void *sink, uint64_t offset, const void *buf, size_t len);
+    /* Called exactly once per accepted stream; the sink is the host's to free.
+     * ok: every byte arrived and the CRC32C matched; return 0 once the
+     * snapshot is stored durably, and the transport then delivers the
+     * message to on_message() (so the raft core installs it) and
+     * acknowledges it; <0 makes the sender's done() fail. Not ok: abort the
+     * sink (the return value is ignored). */
+    int (*on_snapshot_end)(void *data, void *sink, bool ok);
 };
+
+/* The sending side's snapshot data, read on the loop thread. */
+struct craft_snapshot_source {
+    void *data;
+    /* Reads the next bytes of data, at most cap, into buf; *n is 0 at the
+     * end. Returns 0 or a negative error (the stream fails with it). Must
+     * not call craft_tcp_close(). */
+    int (*read)(void *data, void *buf, size_t cap, size_t *n);
+    /* Called exactly once, when the stream ends, well or not (before done),
+     * or before craft_tcp_send_snapshot() returns an error. */
+    void (*close)(void *data);
+};
+
+/* The end of an outgoing stream: status 0 once the receiver acknowledged
+ * that it stored the whole snapshot, else CRAFT_EBUSY (the receiver refused
+ * it), CRAFT_ESTORAGE (the receiver found the data damaged or could not
+ * store it), CRAFT_EDROPPED (connection failed, lost, silent too long, or
+ * the transport closed), or the source's error. */
+typedef void (*craft_tcp_snapshot_done_cb)(void *arg, uint64_t group_id, uint64_t to, int status);
 
 /* Counters since craft_tcp_create(). */
 struct craft_tcp_stats {
@@ -124,6 +214,13 @@ struct craft_tcp_stats {
     uint64_t connect_failures;            /* outgoing connects or connections that failed */
     uint64_t messages_dropped_queue_full; /* CRAFT_EBUSY */
     uint64_t messages_dropped_peer_down;  /* not connected, or lost with the connection */
+    uint64_t snapshots_sent;              /* streams acknowledged as stored */
+    uint64_t snapshots_received;          /* streams stored (on_snapshot_end(ok) gave 0) */
+    uint64_t snapshots_failed;            /* streams that ended badly, either side */
+    uint64_t snapshots_refused;           /* incoming streams refused (no callback, limit, host) */
+    uint64_t snapshot_bytes_sent;         /* snapshot data bytes read from sources */
+    uint64_t snapshot_bytes_received;     /* snapshot data bytes passed to on_snapshot_chunk */
+    uint64_t snapshot_max_queued_bytes;   /* most bytes one stream ever had queued */
 };
 
 /* Creates a transport on loop (which must outlive it) and starts listening
@@ -163,10 +260,29 @@ bool craft_tcp_peer_connected(const struct craft_tcp_transport *t, uint64_t node
  * the node is unknown or the transport is closing). */
 int craft_tcp_send(struct craft_tcp_transport *t, uint64_t group_id, const struct craft_message *m);
 
+/* Streams a snapshot to node m->to: m, a CRAFT_MSG_SNAPSHOT of group group_id
+ * without entries, is copied; then src is read, a chunk at a time, on a new
+ * connection to the node's address (see the top of this file). Returns 0, and
+ * done(arg, group_id, m->to, status) is called exactly once later, from the
+ * loop (never from inside this call). Or returns, without calling done:
+ * CRAFT_EINVAL (m is not a snapshot message that can travel, or no done or
+ * source), CRAFT_ETOO_BIG (its metadata exceed max_payload), CRAFT_EDROPPED
+ * (m->to unknown, or the transport is closing), CRAFT_EBUSY
+ * (max_snapshot_streams streams are under way), CRAFT_ENOMEM or a libuv
+ * error. src.close() is called exactly once either way (with an error
+ * return, before it; with CRAFT_EINVAL for a missing read or close,
+ * never). craft_tcp_close() ends streams under way: their done() runs
+ * inside it with CRAFT_EDROPPED. */
+int craft_tcp_send_snapshot(struct craft_tcp_transport *t, uint64_t group_id,
+                            const struct craft_message *m, struct craft_snapshot_source src,
+                            craft_tcp_snapshot_done_cb done, void *arg);
+
 void craft_tcp_get_stats(const struct craft_tcp_transport *t, struct craft_tcp_stats *out);
 
 /* Closes every handle (listener, connections, timers), drops queued
- * messages without reporting them, and calls cb (if not NULL) once libuv has
+ * messages without reporting them, ends snapshot streams (done() with
+ * CRAFT_EDROPPED and on_snapshot_end(ok=false) run inside this call, the only
+ * callbacks that do), and calls cb (if not NULL) once libuv has
  * closed them all, from the loop; the transport's memory is freed right
  * after cb returns. No callback of cfg is called after this returns, and t
  * may not be used except by cb. The loop must keep running until then. */

@@ -120,6 +120,11 @@ static bool version_supported(uint16_t version)
     return version >= CRAFT_CODEC_VERSION_MIN && version <= CRAFT_CODEC_VERSION_MAX;
 }
 
+static bool frame_kind_known(uint16_t kind)
+{
+    return kind >= CRAFT_FRAME_HANDSHAKE && kind <= CRAFT_FRAME_SNAPSHOT_ACK;
+}
+
 static uint32_t effective_max(uint32_t max_payload)
 {
     return max_payload == 0 ? CRAFT_FRAME_DEFAULT_MAX_PAYLOAD : max_payload;
@@ -215,8 +220,7 @@ int craft_frame_append(struct craft_buf *b, uint16_t kind, uint16_t version, con
     uint8_t *p;
     int rc;
 
-    if ((kind != CRAFT_FRAME_HANDSHAKE && kind != CRAFT_FRAME_BATCH) ||
-        !version_supported(version) || (len > 0 && payload == NULL))
+    if (!frame_kind_known(kind) || !version_supported(version) || (len > 0 && payload == NULL))
         return CRAFT_EINVAL;
     rc = craft_buf_reserve(b, (size_t)CRAFT_FRAME_HEADER_SIZE + len);
     if (rc != 0)
@@ -248,7 +252,7 @@ int craft_frame_header_decode(const void *buf, size_t len, uint32_t max_payload,
     f->payload_len = get32(p + 8);
     f->crc = get32(p + 12);
     f->payload = NULL;
-    if (f->kind != CRAFT_FRAME_HANDSHAKE && f->kind != CRAFT_FRAME_BATCH) {
+    if (!frame_kind_known(f->kind)) {
         set_detail(detail, "unknown frame kind");
         return CRAFT_ECORRUPT;
     }
@@ -779,4 +783,159 @@ int craft_batch_next(struct craft_batch_iter *it, uint64_t *group, struct craft_
     it->pos = p;
     it->remaining--;
     return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Snapshot streams.
+ * ------------------------------------------------------------------------ */
+
+int craft_snapshot_begin_encode(struct craft_buf *b, uint16_t version, uint32_t max_payload,
+                                uint64_t group, const struct craft_message *m)
+{
+    struct craft_batch_writer w;
+    size_t len = b->len;
+    int rc;
+
+    if (m->type != CRAFT_MSG_SNAPSHOT || m->n_entries != 0)
+        return CRAFT_EINVAL;
+    rc = craft_batch_begin(&w, b, version, max_payload);
+    if (rc != 0)
+        return rc;
+    rc = craft_batch_add(&w, group, m);
+    if (rc != 0) {
+        b->len = len;
+        return rc;
+    }
+    /* A batch of one, under its own kind; the checksum is sealed after. */
+    put16(b->data + w.frame_start + 6, CRAFT_FRAME_SNAPSHOT_BEGIN);
+    craft_batch_finish(&w);
+    return 0;
+}
+
+int craft_snapshot_begin_decode(uint16_t version, const void *payload, size_t len, uint64_t *group,
+                                struct craft_message *m, struct craft_snapshot_meta *meta,
+                                const char **detail)
+{
+    struct craft_batch_iter it;
+    int rc;
+
+    rc = craft_batch_iter_init(&it, version, payload, len, NULL, 0, meta);
+    if (rc == 0 && it.remaining != 1)
+        rc = fail(&it, CRAFT_ECORRUPT, "snapshot begin without exactly one message");
+    if (rc == 0) {
+        rc = craft_batch_next(&it, group, m);
+        if (rc == CRAFT_ETOO_BIG)
+            rc = fail(&it, CRAFT_ECORRUPT, "snapshot begin with entries");
+        else if (rc == 1 && m->type != CRAFT_MSG_SNAPSHOT)
+            rc = fail(&it, CRAFT_ECORRUPT, "snapshot begin without a snapshot message");
+        else if (rc == 1)
+            rc = craft_batch_next(&it, group, m);
+    }
+    if (rc != 0)
+        set_detail(detail, it.detail);
+    return rc;
+}
+
+/* Appends a frame of kind around a fixed-size payload built by the caller. */
+static int append_fixed(struct craft_buf *b, uint16_t kind, uint16_t version, const uint8_t *p,
+                        uint32_t len)
+{
+    if (!version_supported(version))
+        return CRAFT_EVERSION;
+    return craft_frame_append(b, kind, version, p, len);
+}
+
+int craft_snapshot_chunk_encode(struct craft_buf *b, uint16_t version, uint64_t offset,
+                                const void *data, uint32_t len)
+{
+    uint8_t *p;
+    int rc;
+
+    if (!version_supported(version))
+        return CRAFT_EVERSION;
+    if (len == 0 || data == NULL || len > UINT32_MAX - CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE)
+        return CRAFT_EINVAL;
+    rc = craft_buf_reserve(b, (size_t)CRAFT_FRAME_HEADER_SIZE + CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE +
+                                  len);
+    if (rc != 0)
+        return rc;
+    p = b->data + b->len;
+    put_frame_header(p, CRAFT_FRAME_SNAPSHOT_CHUNK, version, 0);
+    put64(p + CRAFT_FRAME_HEADER_SIZE, offset);
+    memcpy(p + CRAFT_FRAME_HEADER_SIZE + CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE, data, len);
+    seal_frame(p, CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE + len);
+    b->len += (size_t)CRAFT_FRAME_HEADER_SIZE + CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE + len;
+    return 0;
+}
+
+int craft_snapshot_chunk_decode(const void *payload, size_t len, struct craft_snapshot_chunk *c,
+                                const char **detail)
+{
+    const uint8_t *p = payload;
+
+    if (p == NULL || len <= CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE || len > UINT32_MAX) {
+        set_detail(detail, "snapshot chunk without data");
+        return CRAFT_ECORRUPT;
+    }
+    c->offset = get64(p);
+    c->data = p + CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE;
+    c->len = (uint32_t)(len - CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE);
+    return 0;
+}
+
+/* The end and ack payloads share one layout: u64 size, u32 value. */
+static int encode_size_and_u32(struct craft_buf *b, uint16_t kind, uint16_t version, uint64_t size,
+                               uint32_t value)
+{
+    uint8_t p[CRAFT_SNAPSHOT_END_SIZE];
+
+    put64(p, size);
+    put32(p + 8, value);
+    return append_fixed(b, kind, version, p, sizeof(p));
+}
+
+static int decode_size_and_u32(const void *payload, size_t len, uint64_t *size, uint32_t *value,
+                               const char **detail, const char *what)
+{
+    const uint8_t *p = payload;
+
+    if (p == NULL || len != CRAFT_SNAPSHOT_END_SIZE) {
+        set_detail(detail, what);
+        return CRAFT_ECORRUPT;
+    }
+    *size = get64(p);
+    *value = get32(p + 8);
+    return 0;
+}
+
+int craft_snapshot_end_encode(struct craft_buf *b, uint16_t version, uint64_t size, uint32_t crc)
+{
+    return encode_size_and_u32(b, CRAFT_FRAME_SNAPSHOT_END, version, size, crc);
+}
+
+int craft_snapshot_end_decode(const void *payload, size_t len, uint64_t *size, uint32_t *crc,
+                              const char **detail)
+{
+    return decode_size_and_u32(payload, len, size, crc, detail,
+                               "snapshot end payload of the wrong size");
+}
+
+int craft_snapshot_ack_encode(struct craft_buf *b, uint16_t version, uint64_t size, uint32_t status)
+{
+    if (status > CRAFT_SNAPSHOT_FAILED)
+        return CRAFT_EINVAL;
+    return encode_size_and_u32(b, CRAFT_FRAME_SNAPSHOT_ACK, version, size, status);
+}
+
+int craft_snapshot_ack_decode(const void *payload, size_t len, uint64_t *size, uint32_t *status,
+                              const char **detail)
+{
+    int rc = decode_size_and_u32(payload, len, size, status, detail,
+                                 "snapshot ack payload of the wrong size");
+
+    if (rc == 0 && *status > CRAFT_SNAPSHOT_FAILED) {
+        set_detail(detail, "unknown snapshot ack status");
+        rc = CRAFT_ECORRUPT;
+    }
+    return rc;
 }

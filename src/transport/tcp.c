@@ -9,6 +9,15 @@
  * A peer's pending bytes are swapped into its conn's write buffer when they
  * are flushed, so at most one write per connection is in flight and a
  * node's memory is its queue bound plus one frame being read.
+ *
+ * Snapshot streams travel on connections of their own. The sending side is a
+ * struct out_stream owned by its outgoing conn: it reads the source a chunk
+ * at a time into one of STREAM_SLOTS write slots, and reads the next chunk
+ * only when a slot's write has completed, so at most STREAM_SLOTS chunks of a
+ * stream are in memory. The receiving side is a struct in_stream owned by the
+ * incoming conn that began it; it hands each chunk to the host as it comes,
+ * so a stream costs the receiver one frame. Either side's conn timer fails a
+ * stream that makes no progress for snapshot_timeout_ms.
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -18,10 +27,15 @@
 #include <craft/codec.h>
 #include <craft/transport.h>
 
+#include "storage/crc32c.h"
+
 /* Read buffer growth step beyond the frame being read. */
 #define READ_CHUNK 65536u
 /* Idle seconds before TCP keepalive probes start. */
 #define KEEPALIVE_DELAY_S 30u
+/* A snapshot stream's window: chunks written and not yet completed. */
+#define STREAM_SLOTS CRAFT_TCP_SNAPSHOT_WINDOW
+#define STREAM_CHUNK CRAFT_TCP_SNAPSHOT_CHUNK
 
 enum conn_state {
     CONN_CONNECTING, /* outgoing, uv_tcp_connect in flight */
@@ -31,6 +45,8 @@ enum conn_state {
 };
 
 struct peer;
+struct out_stream;
+struct in_stream;
 
 struct conn {
     struct craft_tcp_transport *t;
@@ -49,7 +65,54 @@ struct conn {
     uint8_t *rbuf;             /* bytes read, not yet consumed */
     size_t rlen, rcap;
     int handles_open;
+    struct out_stream *out;   /* outgoing snapshot stream carried, or NULL */
+    struct in_stream *in;     /* incoming snapshot stream carried, or NULL */
     struct conn *prev, *next; /* t->conns */
+};
+
+enum out_state {
+    OUT_CONNECTING, /* connection and handshake under way */
+    OUT_SENDING,    /* begin, chunks and end going out */
+    OUT_WAIT_ACK,   /* end written: waiting for the receiver's ack */
+    OUT_DONE,       /* done() called; waits for its conn to be freed */
+};
+
+/* One write of a stream's window. */
+struct slot {
+    uv_write_t req;
+    struct out_stream *stream;
+    struct craft_buf buf; /* one frame */
+    bool busy;
+};
+
+struct out_stream {
+    struct conn *conn; /* owns the stream */
+    uint64_t group, to;
+    struct craft_message m; /* m.snapshot points at meta */
+    struct craft_snapshot_meta meta;
+    struct craft_snapshot_source src;
+    craft_tcp_snapshot_done_cb done;
+    void *arg;
+    enum out_state state;
+    bool begun;
+    uint8_t *chunk; /* source reads land here, chunk_cap bytes */
+    size_t chunk_cap;
+    struct slot slots[STREAM_SLOTS];
+    uint64_t queued; /* bytes of busy slots */
+    uint64_t offset; /* data bytes read from the source */
+    uint32_t crc;    /* CRC32C of those bytes */
+};
+
+struct in_stream {
+    void *sink;     /* the host's, while open */
+    bool open;      /* begun and on_snapshot_end() not yet called */
+    bool finished;  /* ack sent (or refused): later frames are ignored */
+    uint8_t *begin; /* copy of the begin payload, decoded again at the end */
+    uint32_t begin_len;
+    uint64_t received; /* data bytes */
+    uint32_t crc;
+    uv_write_t ack_req;
+    struct craft_buf ack;
 };
 
 struct peer {
@@ -84,6 +147,8 @@ struct craft_tcp_transport {
     size_t entries_cap;
     struct craft_snapshot_meta snapshot;
     unsigned handles_open;
+    unsigned out_streams; /* not yet done */
+    unsigned in_streams;  /* open */
     bool closing;
     void (*close_cb)(struct craft_tcp_transport *t);
 };
@@ -183,6 +248,56 @@ static uint64_t clear_pending(struct peer *p)
  * Connections.
  * ------------------------------------------------------------------------ */
 
+static void out_stream_free(struct out_stream *s)
+{
+    if (s == NULL)
+        return;
+    for (unsigned i = 0; i < STREAM_SLOTS; i++)
+        craft_buf_free(&s->slots[i].buf);
+    free(s->chunk);
+    free(s);
+}
+
+static void in_stream_free(struct in_stream *in)
+{
+    if (in == NULL)
+        return;
+    craft_buf_free(&in->ack);
+    free(in->begin);
+    free(in);
+}
+
+/* Ends an outgoing stream once: closes the source and tells the host. */
+static void out_stream_finish(struct out_stream *s, int status)
+{
+    struct craft_tcp_transport *t = s->conn->t;
+
+    if (s->state == OUT_DONE)
+        return;
+    s->state = OUT_DONE;
+    t->out_streams--;
+    if (status == 0)
+        t->stats.snapshots_sent++;
+    else
+        t->stats.snapshots_failed++;
+    s->src.close(s->src.data);
+    s->done(s->arg, s->group, s->to, status);
+}
+
+/* Gives up an incoming stream that has not ended: the sink is aborted. */
+static void in_stream_abort(struct conn *c)
+{
+    struct craft_tcp_transport *t = c->t;
+    struct in_stream *in = c->in;
+
+    if (in == NULL || !in->open)
+        return;
+    in->open = false;
+    t->in_streams--;
+    t->stats.snapshots_failed++;
+    t->cfg.on_snapshot_end(t->cfg.data, in->sink, false);
+}
+
 static void conn_handle_closed(uv_handle_t *handle)
 {
     struct conn *c = handle->data;
@@ -198,6 +313,8 @@ static void conn_handle_closed(uv_handle_t *handle)
         c->next->prev = c->prev;
     craft_buf_free(&c->wbuf);
     free(c->rbuf);
+    out_stream_free(c->out);
+    in_stream_free(c->in);
     free(c);
     /* Both of the conn's handles count as one in t->handles_open. */
     handle_closed(t);
@@ -239,6 +356,10 @@ static void conn_close(struct conn *c)
     c->state = CONN_CLOSING;
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+    /* After the close: the callbacks below may close the transport. */
+    if (c->out != NULL)
+        out_stream_finish(c->out, CRAFT_EDROPPED);
+    in_stream_abort(c);
 }
 
 static void peer_timer_cb(uv_timer_t *timer);
@@ -301,21 +422,33 @@ static void write_cb(uv_write_t *req, int status)
         schedule(t);
 }
 
+/* Writes len bytes at data on c with req; cb(req) runs when they are written
+ * or the write failed. The bytes must stay put until then. */
+static int conn_send(struct conn *c, uv_write_t *req, const uint8_t *data, size_t len,
+                     uv_write_cb cb)
+{
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    int rc;
+
+    rc = uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, cb);
+    if (rc == 0)
+        c->t->stats.writes++;
+    return rc;
+}
+
 /* Writes c->wbuf (which must hold bytes). */
 static void conn_write(struct conn *c)
 {
-    uv_buf_t buf = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
     int rc;
 
     assert(!c->writing && c->wbuf.len > 0);
-    rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    rc = conn_send(c, &c->write_req, c->wbuf.data, c->wbuf.len, write_cb);
     if (rc != 0) {
         c->writing_messages = 0;
         conn_fail(c);
         return;
     }
     c->writing = true;
-    c->t->stats.writes++;
 }
 
 static void send_handshake(struct conn *c, uint64_t peer_id)
@@ -359,6 +492,18 @@ static void handshake_timeout_cb(uv_timer_t *timer)
     conn_fail(c);
 }
 
+/* The node an outgoing connection means to reach (0: an incoming one). */
+static uint64_t conn_expected_node(const struct conn *c)
+{
+    if (c->peer != NULL)
+        return c->peer->id;
+    if (c->out != NULL)
+        return c->out->to;
+    return 0;
+}
+
+static void out_stream_start(struct out_stream *s);
+
 static void handle_handshake(struct conn *c, const struct craft_frame *f)
 {
     struct craft_tcp_transport *t = c->t;
@@ -371,8 +516,7 @@ static void handle_handshake(struct conn *c, const struct craft_frame *f)
         conn_bad_input(c);
         return;
     }
-    craft_handshake_init(&local, t->cfg.cluster_id, t->cfg.node_id,
-                         c->peer != NULL ? c->peer->id : 0);
+    craft_handshake_init(&local, t->cfg.cluster_id, t->cfg.node_id, conn_expected_node(c));
     if (craft_handshake_check(&local, &remote, &version, &detail) != 0) {
         t->stats.connections_refused++;
         conn_fail(c);
@@ -384,6 +528,10 @@ static void handle_handshake(struct conn *c, const struct craft_frame *f)
     t->stats.connections_established++;
     if (!c->outgoing) {
         send_handshake(c, remote.node_id);
+        return;
+    }
+    if (c->out != NULL) {
+        out_stream_start(c->out);
         return;
     }
     if (c->peer != NULL) {
@@ -408,10 +556,6 @@ static void handle_batch(struct conn *c, const struct craft_frame *f)
     uint64_t group;
     int rc;
 
-    if (f->kind != CRAFT_FRAME_BATCH || f->version != c->version) {
-        conn_bad_input(c);
-        return;
-    }
     rc = craft_batch_iter_init(&it, f->version, f->payload, f->payload_len, t->entries,
                                t->entries_cap, &t->snapshot);
     while (rc == 0) {
@@ -436,6 +580,303 @@ static void handle_batch(struct conn *c, const struct craft_frame *f)
             t->stats.frames_received++;
             return;
         }
+    }
+    conn_bad_input(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Snapshot streams, sending side.
+ * ------------------------------------------------------------------------ */
+
+static void stream_timeout_cb(uv_timer_t *timer)
+{
+    struct conn *c = timer->data;
+
+    c->t->stats.connections_timed_out++;
+    conn_fail(c);
+}
+
+/* Progress on a stream connection: its stall timer starts over. */
+static void stream_progress(struct conn *c)
+{
+    uv_timer_start(&c->timer, stream_timeout_cb, c->t->cfg.snapshot_timeout_ms, 0);
+}
+
+static void out_stream_fail(struct out_stream *s, int status)
+{
+    struct conn *c = s->conn;
+
+    out_stream_finish(s, status);
+    conn_close(c);
+}
+
+static void out_stream_pump(struct out_stream *s);
+
+static void slot_write_cb(uv_write_t *req, int status)
+{
+    struct slot *slot = req->data;
+    struct out_stream *s = slot->stream;
+    struct craft_tcp_transport *t = s->conn->t;
+
+    slot->busy = false;
+    s->queued -= slot->buf.len;
+    if (s->state == OUT_DONE)
+        return;
+    if (status < 0) {
+        out_stream_fail(s, status);
+        return;
+    }
+    t->stats.bytes_sent += slot->buf.len;
+    stream_progress(s->conn);
+    out_stream_pump(s);
+}
+
+/* Fills slot with the stream's next frame: begin, a chunk, or the end. */
+static int out_stream_next_frame(struct out_stream *s, struct slot *slot)
+{
+    struct conn *c = s->conn;
+    struct craft_tcp_transport *t = c->t;
+    size_t n = 0;
+    int rc;
+
+    slot->buf.len = 0;
+    if (!s->begun) {
+        s->begun = true;
+        return craft_snapshot_begin_encode(&slot->buf, c->version, t->cfg.max_payload, s->group,
+                                           &s->m);
+    }
+    rc = s->src.read(s->src.data, s->chunk, s->chunk_cap, &n);
+    if (rc == 0 && n > s->chunk_cap)
+        rc = CRAFT_EINVAL;
+    if (rc != 0 || s->state != OUT_SENDING)
+        return rc < 0 ? rc : CRAFT_ESTORAGE;
+    if (n == 0) {
+        s->state = OUT_WAIT_ACK;
+        return craft_snapshot_end_encode(&slot->buf, c->version, s->offset, s->crc);
+    }
+    rc = craft_snapshot_chunk_encode(&slot->buf, c->version, s->offset, s->chunk, (uint32_t)n);
+    if (rc == 0) {
+        s->crc = crc32c(s->crc, s->chunk, n);
+        s->offset += n;
+        t->stats.snapshot_bytes_sent += n;
+    }
+    return rc;
+}
+
+/* Fills every free slot of the window and writes it. */
+static void out_stream_pump(struct out_stream *s)
+{
+    struct craft_tcp_transport *t = s->conn->t;
+
+    for (unsigned i = 0; i < STREAM_SLOTS && s->state == OUT_SENDING; i++) {
+        struct slot *slot = &s->slots[i];
+        int rc;
+
+        if (slot->busy)
+            continue;
+        rc = out_stream_next_frame(s, slot);
+        if (rc == 0)
+            rc = conn_send(s->conn, &slot->req, slot->buf.data, slot->buf.len, slot_write_cb);
+        if (rc != 0) {
+            if (s->state != OUT_DONE)
+                out_stream_fail(s, rc);
+            return;
+        }
+        slot->busy = true;
+        s->queued += slot->buf.len;
+        if (s->queued > t->stats.snapshot_max_queued_bytes)
+            t->stats.snapshot_max_queued_bytes = s->queued;
+    }
+}
+
+static void out_stream_start(struct out_stream *s)
+{
+    s->state = OUT_SENDING;
+    stream_progress(s->conn);
+    out_stream_pump(s);
+}
+
+static void handle_ack(struct conn *c, const struct craft_frame *f)
+{
+    struct out_stream *s = c->out;
+    uint64_t size;
+    uint32_t status;
+
+    if (craft_snapshot_ack_decode(f->payload, f->payload_len, &size, &status, NULL) != 0 ||
+        (status == CRAFT_SNAPSHOT_STORED && (s->state != OUT_WAIT_ACK || size != s->offset))) {
+        conn_bad_input(c);
+        return;
+    }
+    /* A refusal may come at any time: the receiver stops reading chunks. */
+    out_stream_finish(s, status == CRAFT_SNAPSHOT_STORED    ? 0
+                         : status == CRAFT_SNAPSHOT_REFUSED ? CRAFT_EBUSY
+                                                            : CRAFT_ESTORAGE);
+    conn_close(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Snapshot streams, receiving side.
+ * ------------------------------------------------------------------------ */
+
+static void ack_write_cb(uv_write_t *req, int status)
+{
+    (void)req;
+    (void)status; /* the sender sees a lost ack as a lost connection */
+}
+
+/* Answers the stream and ignores what the sender still has in flight. */
+static void in_stream_answer(struct conn *c, uint32_t status)
+{
+    struct in_stream *in = c->in;
+
+    in->finished = true;
+    in->ack.len = 0;
+    if (craft_snapshot_ack_encode(&in->ack, c->version, in->received, status) != 0 ||
+        conn_send(c, &in->ack_req, in->ack.data, in->ack.len, ack_write_cb) != 0)
+        conn_fail(c);
+}
+
+static void in_stream_fail(struct conn *c)
+{
+    in_stream_abort(c);
+    in_stream_answer(c, CRAFT_SNAPSHOT_FAILED);
+}
+
+static void handle_begin(struct conn *c, const struct craft_frame *f)
+{
+    struct craft_tcp_transport *t = c->t;
+    struct craft_message m;
+    struct in_stream *in;
+    uint64_t group;
+
+    if (c->outgoing || c->in != NULL ||
+        craft_snapshot_begin_decode(f->version, f->payload, f->payload_len, &group, &m,
+                                    &t->snapshot, NULL) != 0) {
+        conn_bad_input(c);
+        return;
+    }
+    in = calloc(1, sizeof(*in));
+    if (in == NULL || (in->begin = malloc(f->payload_len)) == NULL) {
+        free(in);
+        conn_fail(c);
+        return;
+    }
+    c->in = in;
+    craft_buf_init(&in->ack);
+    memcpy(in->begin, f->payload, f->payload_len);
+    in->begin_len = f->payload_len;
+    in->ack_req.data = c;
+    stream_progress(c);
+    if (t->cfg.on_snapshot_begin == NULL || t->in_streams >= t->cfg.max_snapshot_streams ||
+        t->cfg.on_snapshot_begin(t->cfg.data, group, &m, &in->sink) != 0) {
+        t->stats.snapshots_refused++;
+        in_stream_answer(c, CRAFT_SNAPSHOT_REFUSED);
+        return;
+    }
+    in->open = true;
+    t->in_streams++;
+}
+
+static void handle_chunk(struct conn *c, const struct craft_frame *f)
+{
+    struct craft_tcp_transport *t = c->t;
+    struct in_stream *in = c->in;
+    struct craft_snapshot_chunk chunk;
+
+    if (craft_snapshot_chunk_decode(f->payload, f->payload_len, &chunk, NULL) != 0) {
+        conn_bad_input(c);
+        return;
+    }
+    stream_progress(c);
+    if (in->finished)
+        return; /* sent before our answer reached the sender */
+    if (chunk.offset != in->received) {
+        conn_bad_input(c);
+        return;
+    }
+    if (t->cfg.on_snapshot_chunk(t->cfg.data, in->sink, chunk.offset, chunk.data, chunk.len) != 0) {
+        in_stream_fail(c);
+        return;
+    }
+    in->received += chunk.len;
+    in->crc = crc32c(in->crc, chunk.data, chunk.len);
+    t->stats.snapshot_bytes_received += chunk.len;
+}
+
+static void handle_end(struct conn *c, const struct craft_frame *f)
+{
+    struct craft_tcp_transport *t = c->t;
+    struct in_stream *in = c->in;
+    struct craft_message m;
+    uint64_t size, group;
+    uint32_t crc;
+
+    if (craft_snapshot_end_decode(f->payload, f->payload_len, &size, &crc, NULL) != 0) {
+        conn_bad_input(c);
+        return;
+    }
+    if (in->finished)
+        return;
+    if (size != in->received || crc != in->crc) {
+        in_stream_fail(c);
+        return;
+    }
+    in->open = false;
+    t->in_streams--;
+    if (t->cfg.on_snapshot_end(t->cfg.data, in->sink, true) != 0) {
+        t->stats.snapshots_failed++;
+        in_stream_answer(c, CRAFT_SNAPSHOT_FAILED);
+        return;
+    }
+    t->stats.snapshots_received++;
+    /* Decoded at the begin already: cannot fail. */
+    if (craft_snapshot_begin_decode(c->version, in->begin, in->begin_len, &group, &m, &t->snapshot,
+                                    NULL) == 0) {
+        t->stats.messages_received++;
+        t->cfg.on_message(t->cfg.data, group, &m);
+    }
+    if (c->state != CONN_CLOSING && !t->closing)
+        in_stream_answer(c, CRAFT_SNAPSHOT_STORED);
+}
+
+/* One frame on a connection whose handshake is done. Batches travel on the
+ * node connections, the stream frames on a stream's own. */
+static void handle_frame(struct conn *c, const struct craft_frame *f)
+{
+    bool stream_conn = c->in != NULL || c->out != NULL;
+
+    if (f->version != c->version) {
+        conn_bad_input(c);
+        return;
+    }
+    switch (f->kind) {
+    case CRAFT_FRAME_BATCH:
+        if (!stream_conn) {
+            handle_batch(c, f);
+            return;
+        }
+        break;
+    case CRAFT_FRAME_SNAPSHOT_BEGIN:
+        handle_begin(c, f);
+        return;
+    case CRAFT_FRAME_SNAPSHOT_CHUNK:
+    case CRAFT_FRAME_SNAPSHOT_END:
+        if (c->in != NULL) {
+            if (f->kind == CRAFT_FRAME_SNAPSHOT_CHUNK)
+                handle_chunk(c, f);
+            else
+                handle_end(c, f);
+            return;
+        }
+        break;
+    case CRAFT_FRAME_SNAPSHOT_ACK:
+        if (c->out != NULL) {
+            handle_ack(c, f);
+            return;
+        }
+        break;
+    default:
+        break;
     }
     conn_bad_input(c);
 }
@@ -506,7 +947,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         consumed += frame_size;
         if (c->state == CONN_READY)
-            handle_batch(c, &f);
+            handle_frame(c, &f);
         else
             handle_handshake(c, &f);
     }
@@ -543,7 +984,7 @@ static void connect_cb(uv_connect_t *req, int status)
 
     if (c->state == CONN_CLOSING)
         return;
-    if (status < 0 || c->peer == NULL) {
+    if (status < 0 || (c->peer == NULL && c->out == NULL)) {
         conn_fail(c);
         return;
     }
@@ -553,7 +994,15 @@ static void connect_cb(uv_connect_t *req, int status)
         conn_fail(c);
         return;
     }
-    send_handshake(c, c->peer->id);
+    send_handshake(c, conn_expected_node(c));
+}
+
+static int conn_connect(struct conn *c, const struct sockaddr_storage *addr)
+{
+    /* The handshake timeout covers the connect too: a host that drops our
+     * SYNs is given up on as soon as one that does not answer. */
+    uv_timer_start(&c->timer, handshake_timeout_cb, c->t->cfg.handshake_timeout_ms, 0);
+    return uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)addr, connect_cb);
 }
 
 static void peer_connect(struct peer *p)
@@ -571,11 +1020,7 @@ static void peer_connect(struct peer *p)
     }
     c->peer = p;
     p->conn = c;
-    /* The handshake timeout covers the connect too: a host that drops our
-     * SYNs is given up on as soon as one that does not answer. */
-    uv_timer_start(&c->timer, handshake_timeout_cb, t->cfg.handshake_timeout_ms, 0);
-    if (uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->addr, connect_cb) !=
-        0)
+    if (conn_connect(c, &p->addr) != 0)
         conn_fail(c);
 }
 
@@ -656,7 +1101,10 @@ int craft_tcp_create(uv_loop_t *loop, const struct craft_tcp_config *cfg,
     struct sockaddr_storage addr;
     int rc;
 
-    if (loop == NULL || cfg == NULL || out == NULL || cfg->node_id == 0 || cfg->on_message == NULL)
+    if (loop == NULL || cfg == NULL || out == NULL || cfg->node_id == 0 ||
+        cfg->on_message == NULL ||
+        (cfg->on_snapshot_begin != NULL &&
+         (cfg->on_snapshot_chunk == NULL || cfg->on_snapshot_end == NULL)))
         return CRAFT_EINVAL;
     if (cfg->listen_address != NULL && parse_address(cfg->listen_address, &addr) != 0)
         return CRAFT_EINVAL;
@@ -676,6 +1124,10 @@ int craft_tcp_create(uv_loop_t *loop, const struct craft_tcp_config *cfg,
         t->cfg.backoff_max_ms = CRAFT_TCP_DEFAULT_BACKOFF_MAX_MS;
     if (t->cfg.handshake_timeout_ms == 0)
         t->cfg.handshake_timeout_ms = CRAFT_TCP_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (t->cfg.snapshot_timeout_ms == 0)
+        t->cfg.snapshot_timeout_ms = CRAFT_TCP_DEFAULT_SNAPSHOT_TIMEOUT_MS;
+    if (t->cfg.max_snapshot_streams == 0)
+        t->cfg.max_snapshot_streams = CRAFT_TCP_DEFAULT_MAX_SNAPSHOT_STREAMS;
     if (t->cfg.backoff_min_ms > t->cfg.backoff_max_ms) {
         rc = CRAFT_EINVAL;
         goto err_free;
@@ -895,6 +1347,99 @@ int craft_tcp_send(struct craft_tcp_transport *t, uint64_t group_id, const struc
     if (c->state == CONN_READY)
         schedule(t);
     return 0;
+}
+
+/* A new stream for m, with its window; NULL when memory runs out. */
+static struct out_stream *out_stream_new(struct craft_tcp_transport *t, uint64_t group_id,
+                                         const struct craft_message *m)
+{
+    struct out_stream *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    /* A chunk frame fits in max_payload whatever the peers agreed. */
+    s->chunk_cap = t->cfg.max_payload - CRAFT_SNAPSHOT_CHUNK_HEADER_SIZE;
+    if (s->chunk_cap > STREAM_CHUNK)
+        s->chunk_cap = STREAM_CHUNK;
+    s->chunk = malloc(s->chunk_cap);
+    if (s->chunk == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->group = group_id;
+    s->to = m->to;
+    s->m = *m;
+    s->meta = *m->snapshot;
+    s->m.snapshot = &s->meta;
+    for (unsigned i = 0; i < STREAM_SLOTS; i++) {
+        s->slots[i].stream = s;
+        s->slots[i].req.data = &s->slots[i];
+        craft_buf_init(&s->slots[i].buf);
+    }
+    return s;
+}
+
+int craft_tcp_send_snapshot(struct craft_tcp_transport *t, uint64_t group_id,
+                            const struct craft_message *m, struct craft_snapshot_source src,
+                            craft_tcp_snapshot_done_cb done, void *arg)
+{
+    struct craft_buf check;
+    struct out_stream *s = NULL;
+    struct peer *p;
+    struct conn *c;
+    int rc;
+
+    if (src.read == NULL || src.close == NULL)
+        return CRAFT_EINVAL; /* no source to close either */
+    if (m == NULL || done == NULL || m->type != CRAFT_MSG_SNAPSHOT || m->snapshot == NULL ||
+        m->n_entries != 0) {
+        rc = CRAFT_EINVAL;
+        goto err_close_source;
+    }
+    /* Whatever would stop the begin frame is refused here, not later. */
+    craft_buf_init(&check);
+    rc = craft_snapshot_begin_encode(&check, CRAFT_CODEC_VERSION_MAX, t->cfg.max_payload, group_id,
+                                     m);
+    craft_buf_free(&check);
+    if (rc != 0)
+        goto err_close_source;
+    p = t->closing ? NULL : find_peer(t, m->to);
+    if (p == NULL) {
+        rc = CRAFT_EDROPPED;
+        goto err_close_source;
+    }
+    if (t->out_streams >= t->cfg.max_snapshot_streams) {
+        rc = CRAFT_EBUSY;
+        goto err_close_source;
+    }
+    s = out_stream_new(t, group_id, m);
+    c = s == NULL ? NULL : conn_new(t, true);
+    if (c == NULL) {
+        rc = CRAFT_ENOMEM;
+        goto err_free_stream;
+    }
+    s->src = src;
+    s->done = done;
+    s->arg = arg;
+    s->conn = c;
+    s->state = OUT_CONNECTING;
+    c->out = s;
+    t->out_streams++;
+    rc = conn_connect(c, &p->addr);
+    if (rc != 0) {
+        /* Reported by the return value, not by done(). */
+        c->out = NULL;
+        t->out_streams--;
+        conn_close(c);
+        goto err_free_stream;
+    }
+    return 0;
+
+err_free_stream:
+    out_stream_free(s);
+err_close_source:
+    src.close(src.data);
+    return rc;
 }
 
 void craft_tcp_get_stats(const struct craft_tcp_transport *t, struct craft_tcp_stats *out)

@@ -1,8 +1,9 @@
 /* libFuzzer target for the transport's wire codec (include/craft/codec.h).
  *
  * The first input byte picks a mode, the rest is decoded:
- *   even: as a frame (header, checksum, then a handshake or a batch payload),
- *         the way the transport decodes what a connection delivers;
+ *   even: as a frame (header, checksum, then a handshake, a batch or a
+ *         snapshot stream payload), the way the transport decodes what a
+ *         connection delivers;
  *   odd:  as a bare batch payload, bypassing the checksum so that the fuzzer
  *         reaches the message decoder without having to forge CRC32Cs.
  * Whatever decodes must re-encode to the very same bytes (the encoding is
@@ -82,6 +83,52 @@ static void fuzz_batch(uint16_t version, const uint8_t *payload, size_t len)
     craft_buf_free(&again);
 }
 
+/* Decodes a snapshot stream payload; what decodes must re-encode to the frame. */
+static void fuzz_snapshot_stream(const struct craft_frame *f, const uint8_t *frame, size_t size)
+{
+    struct craft_snapshot_meta meta;
+    struct craft_snapshot_chunk chunk;
+    struct craft_message m;
+    struct craft_buf again;
+    const char *detail = NULL;
+    uint64_t group, total;
+    uint32_t value;
+    int rc;
+
+    craft_buf_init(&again);
+    switch (f->kind) {
+    case CRAFT_FRAME_SNAPSHOT_BEGIN:
+        rc = craft_snapshot_begin_decode(f->version, f->payload, f->payload_len, &group, &m, &meta,
+                                         &detail);
+        if (rc == 0)
+            check(craft_snapshot_begin_encode(&again, f->version, 0, group, &m) == 0);
+        break;
+    case CRAFT_FRAME_SNAPSHOT_CHUNK:
+        rc = craft_snapshot_chunk_decode(f->payload, f->payload_len, &chunk, &detail);
+        if (rc == 0) {
+            check(chunk.data + chunk.len == f->payload + f->payload_len);
+            check(craft_snapshot_chunk_encode(&again, f->version, chunk.offset, chunk.data,
+                                              chunk.len) == 0);
+        }
+        break;
+    case CRAFT_FRAME_SNAPSHOT_END:
+        rc = craft_snapshot_end_decode(f->payload, f->payload_len, &total, &value, &detail);
+        if (rc == 0)
+            check(craft_snapshot_end_encode(&again, f->version, total, value) == 0);
+        break;
+    default:
+        rc = craft_snapshot_ack_decode(f->payload, f->payload_len, &total, &value, &detail);
+        if (rc == 0)
+            check(craft_snapshot_ack_encode(&again, f->version, total, value) == 0);
+        break;
+    }
+    if (rc == 0)
+        check(again.len == size && memcmp(again.data, frame, size) == 0);
+    else
+        check(rc < 0 && detail != NULL);
+    craft_buf_free(&again);
+}
+
 static void fuzz_frame(const uint8_t *buf, size_t len)
 {
     struct craft_frame f;
@@ -110,8 +157,10 @@ static void fuzz_frame(const uint8_t *buf, size_t len)
             check(again.len == size && memcmp(again.data, buf, size) == 0);
             craft_buf_free(&again);
         }
-    } else {
+    } else if (f.kind == CRAFT_FRAME_BATCH) {
         fuzz_batch(f.version, f.payload, f.payload_len);
+    } else {
+        fuzz_snapshot_stream(&f, buf, size);
     }
 }
 

@@ -540,7 +540,7 @@ static void test_frame_header_refuses_bad_magic_kind_version_and_absurd_length(v
     assert_string_equal(detail, "bad frame magic");
     h[0] = 'C';
 
-    h[6] = 3;
+    h[6] = CRAFT_FRAME_SNAPSHOT_ACK + 1;
     assert_int_equal(craft_frame_header_decode(h, sizeof(h), 0, &f, &detail), CRAFT_ECORRUPT);
     assert_string_equal(detail, "unknown frame kind");
     h[6] = CRAFT_FRAME_BATCH;
@@ -853,6 +853,148 @@ static int setup(void **state)
     return 0;
 }
 
+/* Decodes the one frame at the start of buf, of the expected kind. */
+static struct craft_frame whole_frame(const struct craft_buf *buf, uint16_t kind)
+{
+    struct craft_frame f;
+    size_t size = 0;
+
+    assert_int_equal(craft_frame_decode(buf->data, buf->len, 0, &f, &size, NULL), 0);
+    assert_int_equal(size, buf->len);
+    assert_int_equal(f.kind, kind);
+    return f;
+}
+
+static void test_snapshot_stream_frames_round_trip(void **state)
+{
+    (void)state;
+    struct craft_message m = sample_message(CRAFT_MSG_SNAPSHOT, 5), got;
+    struct craft_snapshot_meta meta;
+    struct craft_snapshot_chunk chunk;
+    struct craft_buf buf;
+    struct craft_frame f;
+    uint64_t group = 0, size = 0;
+    uint32_t value = 0;
+    const char *detail = NULL;
+    static const char data[] = "snapshot bytes";
+
+    init_samples();
+    m.n_entries = 0;
+    m.entries = NULL;
+    craft_buf_init(&buf);
+    assert_int_equal(craft_snapshot_begin_encode(&buf, 1, 0, 42, &m), 0);
+    f = whole_frame(&buf, CRAFT_FRAME_SNAPSHOT_BEGIN);
+    assert_int_equal(
+        craft_snapshot_begin_decode(f.version, f.payload, f.payload_len, &group, &got, &meta, NULL),
+        0);
+    assert_int_equal(group, 42);
+    assert_message_equal(&m, &got);
+    assert_ptr_equal(got.snapshot, &meta);
+
+    buf.len = 0;
+    assert_int_equal(craft_snapshot_chunk_encode(&buf, 1, 1ull << 40, data, sizeof(data)), 0);
+    f = whole_frame(&buf, CRAFT_FRAME_SNAPSHOT_CHUNK);
+    assert_int_equal(craft_snapshot_chunk_decode(f.payload, f.payload_len, &chunk, NULL), 0);
+    assert_int_equal(chunk.offset, 1ull << 40);
+    assert_int_equal(chunk.len, sizeof(data));
+    assert_memory_equal(chunk.data, data, sizeof(data));
+
+    buf.len = 0;
+    assert_int_equal(craft_snapshot_end_encode(&buf, 1, 20u << 20, crc32c(0, data, 4)), 0);
+    f = whole_frame(&buf, CRAFT_FRAME_SNAPSHOT_END);
+    assert_int_equal(craft_snapshot_end_decode(f.payload, f.payload_len, &size, &value, NULL), 0);
+    assert_int_equal(size, 20u << 20);
+    assert_int_equal(value, crc32c(0, data, 4));
+
+    buf.len = 0;
+    assert_int_equal(craft_snapshot_ack_encode(&buf, 1, 7, CRAFT_SNAPSHOT_REFUSED), 0);
+    f = whole_frame(&buf, CRAFT_FRAME_SNAPSHOT_ACK);
+    assert_int_equal(craft_snapshot_ack_decode(f.payload, f.payload_len, &size, &value, &detail),
+                     0);
+    assert_int_equal(size, 7);
+    assert_int_equal(value, CRAFT_SNAPSHOT_REFUSED);
+    craft_buf_free(&buf);
+}
+
+static void test_snapshot_stream_frames_refuse_what_cannot_travel(void **state)
+{
+    (void)state;
+    struct craft_message append = sample_message(CRAFT_MSG_APPEND, 1);
+    struct craft_message snap = sample_message(CRAFT_MSG_SNAPSHOT, 2);
+    struct craft_buf buf;
+
+    init_samples();
+    craft_buf_init(&buf);
+    /* Only a snapshot message, and without entries, begins a stream. */
+    assert_int_equal(craft_snapshot_begin_encode(&buf, 1, 0, 1, &append), CRAFT_EINVAL);
+    snap.n_entries = 1;
+    snap.entries = sample_entries;
+    assert_int_equal(craft_snapshot_begin_encode(&buf, 1, 0, 1, &snap), CRAFT_EINVAL);
+    snap.n_entries = 0;
+    assert_int_equal(craft_snapshot_begin_encode(&buf, 9, 0, 1, &snap), CRAFT_EVERSION);
+    assert_int_equal(craft_snapshot_begin_encode(&buf, 1, 16, 1, &snap), CRAFT_ETOO_BIG);
+    assert_int_equal(craft_snapshot_chunk_encode(&buf, 1, 0, "x", 0), CRAFT_EINVAL);
+    assert_int_equal(craft_snapshot_chunk_encode(&buf, 0, 0, "x", 1), CRAFT_EVERSION);
+    assert_int_equal(craft_snapshot_end_encode(&buf, 2, 0, 0), CRAFT_EVERSION);
+    assert_int_equal(craft_snapshot_ack_encode(&buf, 1, 0, CRAFT_SNAPSHOT_FAILED + 1),
+                     CRAFT_EINVAL);
+    assert_int_equal(buf.len, 0);
+    craft_buf_free(&buf);
+}
+
+static void test_hostile_snapshot_stream_payloads_are_refused(void **state)
+{
+    (void)state;
+    struct craft_message snap = sample_message(CRAFT_MSG_SNAPSHOT, 3), got;
+    struct craft_snapshot_meta meta;
+    struct craft_snapshot_chunk chunk;
+    struct craft_buf buf;
+    struct craft_frame f;
+    uint8_t *p;
+    uint64_t group, size;
+    uint32_t value;
+    const char *detail = NULL;
+
+    init_samples();
+    snap.n_entries = 0;
+    craft_buf_init(&buf);
+
+    /* A begin is a batch of exactly one snapshot message: two messages, an
+     * append, or any truncation are refused, reading only the bytes given. */
+    assert_int_equal(craft_snapshot_begin_encode(&buf, 1, 0, 1, &snap), 0);
+    f = whole_frame(&buf, CRAFT_FRAME_SNAPSHOT_BEGIN);
+    for (size_t len = 0; len < f.payload_len; len++) {
+        p = copy(f.payload, len);
+        assert_int_equal(craft_snapshot_begin_decode(1, p, len, &group, &got, &meta, &detail),
+                         CRAFT_ECORRUPT);
+        free(p);
+    }
+    buf.len = 0;
+    assert_true(build_sample_batch(&buf) > 1);
+    f = whole_frame(&buf, CRAFT_FRAME_BATCH);
+    assert_int_equal(
+        craft_snapshot_begin_decode(1, f.payload, f.payload_len, &group, &got, &meta, &detail),
+        CRAFT_ECORRUPT);
+    assert_string_equal(detail, "snapshot begin without exactly one message");
+
+    /* A chunk without data, end and ack of the wrong size, an unknown status. */
+    p = copy("\0\0\0\0\0\0\0\0", 8);
+    assert_int_equal(craft_snapshot_chunk_decode(p, 8, &chunk, &detail), CRAFT_ECORRUPT);
+    assert_int_equal(craft_snapshot_end_decode(p, 8, &size, &value, &detail), CRAFT_ECORRUPT);
+    assert_int_equal(craft_snapshot_ack_decode(p, 8, &size, &value, &detail), CRAFT_ECORRUPT);
+    free(p);
+    buf.len = 0;
+    assert_int_equal(craft_snapshot_ack_encode(&buf, 1, 0, CRAFT_SNAPSHOT_FAILED), 0);
+    f = whole_frame(&buf, CRAFT_FRAME_SNAPSHOT_ACK);
+    p = copy(f.payload, f.payload_len);
+    p[8] = 3;
+    assert_int_equal(craft_snapshot_ack_decode(p, f.payload_len, &size, &value, &detail),
+                     CRAFT_ECORRUPT);
+    assert_string_equal(detail, "unknown snapshot ack status");
+    free(p);
+    craft_buf_free(&buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +1014,9 @@ int main(void)
         cmocka_unit_test(test_encoder_refuses_messages_that_cannot_travel),
         cmocka_unit_test(test_more_entries_than_the_array_holds_can_be_retried),
         cmocka_unit_test(test_batch_writer_stops_at_the_frame_limit),
+        cmocka_unit_test(test_snapshot_stream_frames_round_trip),
+        cmocka_unit_test(test_snapshot_stream_frames_refuse_what_cannot_travel),
+        cmocka_unit_test(test_hostile_snapshot_stream_payloads_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
