@@ -99,7 +99,7 @@ def plot(events, windows, png_path, title="latency"):
         start = window["start"] / 1e9
         end = (window["end"] if window["end"] is not None else window["start"]) / 1e9
         lines.append('set object %d rect from %.6f, graph 0 to %.6f, graph 1 '
-                     'fc rgb "#d62728" behind' % (number, start, max(end, start + 0.01)))
+                     'fc rgb "#7f7f7f" fs transparent solid 0.2 noborder behind' % (number, start, max(end, start + 0.01)))
         lines.append('set label %d "%s" at %.6f, graph 0.98 rotate by 90 right font ",8"'
                      % (number, window["fault"], start))
     plots = []
