@@ -1,0 +1,764 @@
+/* The host: its threads, the request queue into the loop, the tick timer, the
+ * transport's callbacks, and the group commit that makes one WAL write and
+ * one fdatasync serve every group with work (see host_internal.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "host_internal.h"
+
+static _Thread_local bool on_host_thread;
+
+bool host_on_own_thread(void)
+{
+    return on_host_thread;
+}
+
+/* ---- logging and clocks ---- */
+
+void host_log(struct craft_host *h, int level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (h->cfg.log != NULL) {
+        h->cfg.log(h->cfg.log_arg, level, line);
+    } else if (level >= CRAFT_HOST_LOG_INFO) {
+        static const char *names[] = {"debug", "info", "warn", "error"};
+        fprintf(stderr, "craft[%llu] %s: %s\n", (unsigned long long)h->cfg.node_id,
+                names[level & 3], line);
+    }
+}
+
+uint64_t host_now(struct craft_host *h)
+{
+    return uv_now(&h->loop);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- errors ---- */
+
+const char *craft_host_strerror(int rc)
+{
+    switch (rc) {
+    case CRAFT_ETIMEDOUT:
+        return "timed out: no answer in time (a proposal may still be applied; retry with a "
+               "session to apply it once)";
+    case CRAFT_ENOGROUP:
+        return "no such group on this host";
+    case CRAFT_ESTOPPED:
+        return "the host or group is stopping";
+    case CRAFT_EEXIST:
+        return "the group is already started";
+    case CRAFT_ESESSION:
+        return "unknown, expired or out-of-order session";
+    case CRAFT_EFSM:
+        return "the state machine failed: the group stopped (see the log)";
+    default:
+        return craft_storage_strerror(rc);
+    }
+}
+
+/* ---- waiters (blocking calls) ---- */
+
+void waiter_init(struct waiter *w)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+}
+
+void waiter_signal(struct waiter *w, int status)
+{
+    pthread_mutex_lock(&w->lock);
+    w->status = status;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int waiter_wait(struct waiter *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (!w->done)
+        pthread_cond_wait(&w->cond, &w->lock);
+    int rc = w->status;
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+void waiter_destroy(struct waiter *w)
+{
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+}
+
+/* ---- the request queue ---- */
+
+void host_submit(struct craft_host *h, struct req *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&h->req_lock);
+    if (h->req_tail != NULL)
+        h->req_tail->next = r;
+    else
+        h->req_head = r;
+    h->req_tail = r;
+    pthread_mutex_unlock(&h->req_lock);
+    uv_async_send(&h->wake);
+}
+
+struct host_group *host_find_group(struct craft_host *h, uint64_t id)
+{
+    return u64map_get(&h->groups, id);
+}
+
+static void finish_sync_req(struct req *r, int status)
+{
+    if (r->waiter != NULL)
+        waiter_signal(r->waiter, status);
+}
+
+/* Fails a request that never reached its group (no pending entry yet). */
+static void fail_req(struct craft_host *h, struct req *r, int status)
+{
+    (void)h;
+    if (r->cb != NULL) {
+        struct craft_done done = {.status = status};
+        r->cb(r->arg, &done);
+    }
+    finish_sync_req(r, status);
+}
+
+static void stop_groups_on_loop(struct craft_host *h);
+static void close_on_loop(struct craft_host *h);
+
+static void handle_req(struct craft_host *h, struct req *r)
+{
+    struct host_group *g = host_find_group(h, r->group_id);
+    switch (r->type) {
+    case REQ_START_GROUP:
+        if (h->closing) {
+            finish_sync_req(r, CRAFT_ESTOPPED);
+            break;
+        }
+        finish_sync_req(r, group_start(h, r->group_cfg, r->err, r->err_cap));
+        break;
+    case REQ_STOP_GROUP:
+        if (g == NULL)
+            finish_sync_req(r, CRAFT_ENOGROUP);
+        else
+            group_stop(g, r->waiter, r->node_id != 0);
+        break;
+    case REQ_SET_ADDRESS:
+        host_set_address_loop(h, r->node_id, r->address);
+        finish_sync_req(r, 0);
+        break;
+    case REQ_STOP_HOST:
+        stop_groups_on_loop(h);
+        finish_sync_req(r, 0);
+        break;
+    case REQ_CLOSE_LOOP:
+        close_on_loop(h);
+        break;
+    case REQ_GROUPS: {
+        size_t it = 0, i = 0;
+        uint64_t key;
+        while (u64map_next(&h->groups, &it, &key) != NULL) {
+            if (i < r->cap)
+                r->ids[i] = key;
+            i++;
+        }
+        *r->n = i;
+        finish_sync_req(r, 0);
+        break;
+    }
+    case REQ_STATUS:
+        if (g == NULL) {
+            finish_sync_req(r, CRAFT_ENOGROUP);
+        } else {
+            group_status(g, r->status_out);
+            finish_sync_req(r, 0);
+        }
+        break;
+    default:
+        if (h->closing)
+            fail_req(h, r, CRAFT_ESTOPPED);
+        else if (g == NULL || g->stopping)
+            fail_req(h, r, g == NULL ? CRAFT_ENOGROUP : CRAFT_ESTOPPED);
+        else
+            group_handle_req(g, r);
+        return; /* group_handle_req owns r->data */
+    }
+}
+
+static void drain_requests(struct craft_host *h)
+{
+    pthread_mutex_lock(&h->req_lock);
+    struct req *r = h->req_head;
+    h->req_head = h->req_tail = NULL;
+    pthread_mutex_unlock(&h->req_lock);
+    while (r != NULL) {
+        struct req *next = r->next;
+        handle_req(h, r);
+        free(r->data);
+        free(r);
+        r = next;
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    drain_requests(a->data);
+}
+
+/* ---- addresses ---- */
+
+void host_set_address_loop(struct craft_host *h, uint64_t node_id, const char *address)
+{
+    char *copy = strdup(address);
+    if (copy == NULL)
+        return;
+    pthread_mutex_lock(&h->addr_lock);
+    char *old = u64map_remove(&h->addresses, node_id);
+    bool changed = old == NULL || strcmp(old, address) != 0;
+    free(old);
+    if (u64map_put(&h->addresses, node_id, copy) != 0)
+        free(copy);
+    pthread_mutex_unlock(&h->addr_lock);
+    if (changed && node_id != h->cfg.node_id && h->transport != NULL) {
+        int rc = craft_tcp_set_peer(h->transport, node_id, address);
+        if (rc != 0)
+            host_log(h, CRAFT_HOST_LOG_WARN, "address of node %llu (%s) refused: %s",
+                     (unsigned long long)node_id, address, craft_host_strerror(rc));
+    }
+}
+
+bool host_get_address(struct craft_host *h, uint64_t node_id, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&h->addr_lock);
+    const char *a = u64map_get(&h->addresses, node_id);
+    if (a != NULL)
+        snprintf(buf, cap, "%s", a);
+    pthread_mutex_unlock(&h->addr_lock);
+    return a != NULL;
+}
+
+int craft_host_set_address(struct craft_host *h, uint64_t node_id, const char *address)
+{
+    if (node_id == 0 || address == NULL || strlen(address) > HOST_ADDRESS_MAX)
+        return CRAFT_EINVAL;
+    struct req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CRAFT_ENOMEM;
+    r->type = REQ_SET_ADDRESS;
+    r->node_id = node_id;
+    snprintf(r->address, sizeof(r->address), "%s", address);
+    host_submit(h, r);
+    return 0;
+}
+
+/* ---- transport callbacks ---- */
+
+static void on_message(void *data, uint64_t group_id, const struct craft_message *m)
+{
+    struct craft_host *h = data;
+    struct host_group *g = host_find_group(h, group_id);
+    if (g == NULL || g->stopping || g->failed)
+        return;
+    group_step(g, m);
+}
+
+static void on_unreachable(void *data, uint64_t node_id)
+{
+    struct craft_host *h = data;
+    size_t it = 0;
+    struct host_group *g;
+    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
+        group_unreachable(g, node_id);
+}
+
+/* ---- group commit ---- */
+
+static void start_sync(struct craft_host *h);
+
+static void sync_work(uv_work_t *w)
+{
+    struct craft_host *h = w->data;
+    craft_wal_sync_run(&h->sync);
+}
+
+static void sync_after(uv_work_t *w, int status)
+{
+    struct craft_host *h = w->data;
+    (void)status;
+    uint64_t took_us = (mono_ns() - h->sync_started_ns) / 1000u;
+    int rc = craft_wal_sync_done(h->wal, &h->sync);
+    h->sync_in_flight = false;
+    atomic_fetch_add(&h->metrics.wal_fsyncs, 1);
+    unsigned bucket = 0;
+    while (bucket < 15 && took_us > (64ull << bucket))
+        bucket++;
+    atomic_fetch_add(&h->metrics.wal_fsync_hist[bucket], 1);
+    if (rc != 0) {
+        h->wal_failed = true;
+        host_log(h, CRAFT_HOST_LOG_ERROR, "WAL fdatasync failed: %s (%s); every group stops",
+                 craft_host_strerror(rc), craft_wal_errmsg(h->wal));
+    }
+    h->durable_epoch = h->write_epoch;
+    size_t it = 0;
+    struct host_group *g;
+    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
+        group_durable(g, h->durable_epoch, rc);
+}
+
+/* Writes what the groups buffered and starts its fdatasync, unless one is
+ * already running (then the next one takes everything buffered meanwhile). */
+static void start_sync(struct craft_host *h)
+{
+    if (h->sync_in_flight || h->wal_failed || craft_wal_pending_bytes(h->wal) == 0)
+        return;
+    uint64_t before = craft_wal_pending_bytes(h->wal);
+    h->write_epoch++;
+    int rc = craft_wal_write(h->wal, &h->sync);
+    atomic_fetch_add(&h->metrics.wal_writes, 1);
+    atomic_fetch_add(&h->metrics.wal_bytes, before);
+    if (rc != 0) {
+        h->wal_failed = rc != CRAFT_STORAGE_ENOSPC;
+        host_log(h, CRAFT_HOST_LOG_ERROR, "WAL write failed: %s (%s)", craft_host_strerror(rc),
+                 craft_wal_errmsg(h->wal));
+        h->write_epoch--;
+        return;
+    }
+    h->sync_in_flight = true;
+    h->sync_started_ns = mono_ns();
+    h->sync_work.data = h;
+    if (h->cfg.no_sync || uv_queue_work(&h->loop, &h->sync_work, sync_work, sync_after) != 0) {
+        craft_wal_sync_run(&h->sync);
+        sync_after(&h->sync_work, 0);
+    }
+}
+
+/* Once per loop iteration, before the loop waits: every group's ready. */
+static void on_prepare(uv_prepare_t *p)
+{
+    struct craft_host *h = p->data;
+    drain_requests(h);
+    size_t it = 0;
+    struct host_group *g;
+    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
+        group_process_ready(g);
+    start_sync(h);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct craft_host *h = t->data;
+    uint64_t now = host_now(h);
+    size_t it = 0;
+    struct host_group *g;
+    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
+        group_tick(g, now);
+    pending_expire(h, now, 0, false, CRAFT_ETIMEDOUT);
+    if (h->transport != NULL) {
+        struct craft_tcp_stats ts;
+        craft_tcp_get_stats(h->transport, &ts);
+        atomic_store(&h->metrics.bytes_sent, ts.bytes_sent);
+        atomic_store(&h->metrics.bytes_received, ts.bytes_received);
+        atomic_store(&h->metrics.messages_sent, ts.messages_sent);
+        atomic_store(&h->metrics.messages_received, ts.messages_received);
+    }
+}
+
+/* ---- the loop thread ---- */
+
+static void loop_main(void *arg)
+{
+    struct craft_host *h = arg;
+    on_host_thread = true;
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+}
+
+static void on_transport_closed(struct craft_tcp_transport *t)
+{
+    (void)t;
+}
+
+static void close_walk(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+void craft_host_config_init(struct craft_host_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->tick_ms = 100;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void free_host(struct craft_host *h)
+{
+    size_t it = 0;
+    void *v;
+    while ((v = u64map_next(&h->addresses, &it, NULL)) != NULL)
+        free(v);
+    u64map_free(&h->addresses);
+    u64map_free(&h->groups);
+    u64map_free(&h->pending);
+    pthread_mutex_destroy(&h->req_lock);
+    pthread_mutex_destroy(&h->pending_lock);
+    pthread_mutex_destroy(&h->snap_lock);
+    pthread_mutex_destroy(&h->apply_lock);
+    pthread_mutex_destroy(&h->addr_lock);
+    pthread_cond_destroy(&h->apply_cond);
+    free(h->data_dir);
+    free(h->listen_address);
+    free(h->tls_cert);
+    free(h->tls_key);
+    free(h->tls_ca);
+    free(h);
+}
+
+static void wal_log(void *arg, int level, const char *message)
+{
+    host_log(arg, level, "%s", message);
+}
+
+int craft_host_start(const struct craft_host_config *cfg, struct craft_host **out, char *err,
+                     size_t err_cap)
+{
+    char scratch[16];
+    if (err == NULL) {
+        err = scratch;
+        err_cap = sizeof(scratch);
+    }
+    err[0] = '\0';
+    if (cfg->node_id == 0 || cfg->data_dir == NULL) {
+        snprintf(err, err_cap, "config: node_id and data_dir are required");
+        return CRAFT_EINVAL;
+    }
+    struct craft_host *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return CRAFT_ENOMEM;
+    h->cfg = *cfg;
+    if (h->cfg.tick_ms == 0)
+        h->cfg.tick_ms = 100;
+    h->data_dir = strdup(cfg->data_dir);
+    h->listen_address = dup_or_null(cfg->listen_address);
+    h->tls_cert = dup_or_null(cfg->tls_cert_file);
+    h->tls_key = dup_or_null(cfg->tls_key_file);
+    h->tls_ca = dup_or_null(cfg->tls_ca_file);
+    h->cfg.data_dir = h->data_dir;
+    h->cfg.listen_address = h->listen_address;
+    h->cfg.tls_cert_file = h->tls_cert;
+    h->cfg.tls_key_file = h->tls_key;
+    h->cfg.tls_ca_file = h->tls_ca;
+    pthread_mutex_init(&h->req_lock, NULL);
+    pthread_mutex_init(&h->pending_lock, NULL);
+    pthread_mutex_init(&h->snap_lock, NULL);
+    pthread_mutex_init(&h->apply_lock, NULL);
+    pthread_mutex_init(&h->addr_lock, NULL);
+    pthread_cond_init(&h->apply_cond, NULL);
+    u64map_init(&h->groups);
+    u64map_init(&h->pending);
+    u64map_init(&h->addresses);
+    atomic_store(&h->next_key, ((uint64_t)mono_ns() << 16) | 1u);
+
+    int rc;
+    char *wal_dir = NULL, *snap_dir = NULL;
+    if (mkdir(h->data_dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, err_cap, "mkdir %s: %s", h->data_dir, strerror(errno));
+        rc = CRAFT_ESTORAGE;
+        goto err_free;
+    }
+    wal_dir = join_path(h->data_dir, "wal");
+    snap_dir = join_path(h->data_dir, "snapshots");
+    if (wal_dir == NULL || snap_dir == NULL) {
+        rc = CRAFT_ENOMEM;
+        goto err_free;
+    }
+    struct craft_wal_options wo;
+    craft_wal_options_init(&wo);
+    wo.no_sync = cfg->no_sync;
+    if (cfg->wal_segment_size != 0)
+        wo.segment_size = cfg->wal_segment_size;
+    wo.log = wal_log;
+    wo.log_arg = h;
+    rc = craft_wal_open(wal_dir, &wo, &h->wal, err, err_cap);
+    if (rc != 0)
+        goto err_free;
+    h->ls = craft_wal_log_store(h->wal);
+    struct craft_snapshot_store_options so;
+    craft_snapshot_store_options_init(&so);
+    so.log = wal_log;
+    so.log_arg = h;
+    rc = craft_snapshot_store_open(snap_dir, &so, &h->snaps, err, err_cap);
+    if (rc != 0)
+        goto err_close_wal;
+    rc = craft_storage_reconcile(h->ls, h->snaps, err, err_cap);
+    if (rc != 0)
+        goto err_close_snaps;
+
+    rc = uv_loop_init(&h->loop);
+    if (rc != 0) {
+        snprintf(err, err_cap, "uv_loop_init: %s", uv_strerror(rc));
+        rc = CRAFT_ENOMEM;
+        goto err_close_snaps;
+    }
+    uv_async_init(&h->loop, &h->wake, on_wake);
+    h->wake.data = h;
+    uv_timer_init(&h->loop, &h->tick_timer);
+    h->tick_timer.data = h;
+    uv_prepare_init(&h->loop, &h->prepare);
+    h->prepare.data = h;
+    uv_prepare_start(&h->prepare, on_prepare);
+    uv_timer_start(&h->tick_timer, on_tick, h->cfg.tick_ms, h->cfg.tick_ms);
+
+    struct craft_tcp_config tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.cluster_id = cfg->cluster_id;
+    tc.node_id = cfg->node_id;
+    tc.listen_address = h->listen_address;
+    tc.data = h;
+    tc.on_message = on_message;
+    tc.on_unreachable = on_unreachable;
+    tc.on_snapshot_begin = host_snapshot_begin;
+    tc.on_snapshot_chunk = host_snapshot_chunk;
+    tc.on_snapshot_end = host_snapshot_end;
+    rc = craft_tcp_create(&h->loop, &tc, &h->transport);
+    if (rc != 0) {
+        snprintf(err, err_cap, "transport on %s: %s",
+                 h->listen_address != NULL ? h->listen_address : "(none)", craft_host_strerror(rc));
+        goto err_close_loop;
+    }
+    h->port = craft_tcp_port(h->transport);
+    rc = apply_start(h);
+    if (rc != 0)
+        goto err_close_transport;
+    rc = uv_thread_create(&h->loop_thread, loop_main, h);
+    if (rc != 0) {
+        rc = CRAFT_ENOMEM;
+        apply_stop(h);
+        goto err_close_transport;
+    }
+    free(wal_dir);
+    free(snap_dir);
+    *out = h;
+    return 0;
+
+err_close_transport:
+    craft_tcp_close(h->transport, on_transport_closed);
+err_close_loop:
+    uv_walk(&h->loop, close_walk, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&h->loop);
+err_close_snaps:
+    craft_snapshot_store_close(h->snaps);
+err_close_wal:
+    craft_wal_close(h->wal);
+err_free:
+    free(wal_dir);
+    free(snap_dir);
+    free_host(h);
+    return rc;
+}
+
+int craft_host_port(struct craft_host *h)
+{
+    return h->port;
+}
+
+static int sync_request(struct craft_host *h, struct req *r)
+{
+    struct waiter w;
+    if (host_on_own_thread()) {
+        free(r);
+        return CRAFT_EINVAL;
+    }
+    waiter_init(&w);
+    r->waiter = &w;
+    host_submit(h, r);
+    int rc = waiter_wait(&w);
+    waiter_destroy(&w);
+    return rc;
+}
+
+/* Stop: every group stops (each waiting for its write in flight), the apply
+ * thread drains, the loop's handles close and the loop ends; then the WAL is
+ * committed and closed. */
+static void stop_groups_on_loop(struct craft_host *h)
+{
+    h->closing = true;
+    size_t n = h->groups.count, i = 0, it = 0;
+    uint64_t key, *ids = calloc(n ? n : 1, sizeof(*ids));
+    while (ids != NULL && u64map_next(&h->groups, &it, &key) != NULL)
+        ids[i++] = key;
+    for (size_t k = 0; k < i; k++) {
+        struct host_group *g = host_find_group(h, ids[k]);
+        if (g != NULL && !g->stopping)
+            group_stop(g, NULL, false);
+    }
+    free(ids);
+}
+
+static void close_on_loop(struct craft_host *h)
+{
+    pending_expire(h, 0, 0, true, CRAFT_ESTOPPED);
+    craft_tcp_close(h->transport, on_transport_closed);
+    h->transport = NULL;
+    uv_close((uv_handle_t *)&h->wake, NULL);
+    uv_close((uv_handle_t *)&h->tick_timer, NULL);
+    uv_close((uv_handle_t *)&h->prepare, NULL);
+}
+
+void craft_host_stop(struct craft_host *h)
+{
+    if (h == NULL || host_on_own_thread())
+        return;
+    struct req *r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->type = REQ_STOP_HOST;
+        (void)sync_request(h, r);
+    }
+    for (;;) {
+        size_t n = 0;
+        if (craft_host_groups(h, NULL, 0, &n) != 0 || n == 0)
+            break;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    apply_stop(h);
+    r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->type = REQ_CLOSE_LOOP;
+        host_submit(h, r);
+    }
+    uv_thread_join(&h->loop_thread);
+    uv_walk(&h->loop, close_walk, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&h->loop);
+    if (craft_wal_commit(h->wal) != 0)
+        host_log(h, CRAFT_HOST_LOG_ERROR, "WAL commit at stop failed: %s",
+                 craft_wal_errmsg(h->wal));
+    craft_snapshot_store_close(h->snaps);
+    craft_wal_close(h->wal);
+    free_host(h);
+}
+
+/* ---- status and metrics ---- */
+
+int craft_host_group_status(struct craft_host *h, uint64_t group_id, struct craft_group_status *out)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CRAFT_ENOMEM;
+    r->type = REQ_STATUS;
+    r->group_id = group_id;
+    r->status_out = out;
+    return sync_request(h, r);
+}
+
+int craft_host_groups(struct craft_host *h, uint64_t *ids, size_t cap, size_t *n)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CRAFT_ENOMEM;
+    r->type = REQ_GROUPS;
+    r->ids = ids;
+    r->cap = cap;
+    r->n = n;
+    return sync_request(h, r);
+}
+
+int craft_host_start_group(struct craft_host *h, const struct craft_group_config *cfg, char *err,
+                           size_t err_cap)
+{
+    char scratch[16];
+    if (err == NULL) {
+        err = scratch;
+        err_cap = sizeof(scratch);
+    }
+    err[0] = '\0';
+    struct req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CRAFT_ENOMEM;
+    r->type = REQ_START_GROUP;
+    r->group_id = cfg->group_id;
+    r->group_cfg = cfg;
+    r->err = err;
+    r->err_cap = err_cap;
+    return sync_request(h, r);
+}
+
+static int stop_group(struct craft_host *h, uint64_t group_id, bool remove_data)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CRAFT_ENOMEM;
+    r->type = REQ_STOP_GROUP;
+    r->group_id = group_id;
+    r->node_id = remove_data ? 1 : 0;
+    return sync_request(h, r);
+}
+
+int craft_host_stop_group(struct craft_host *h, uint64_t group_id)
+{
+    return stop_group(h, group_id, false);
+}
+
+int craft_host_remove_group_data(struct craft_host *h, uint64_t group_id)
+{
+    return stop_group(h, group_id, true);
+}
+
+void craft_host_get_metrics(struct craft_host *h, struct craft_host_metrics *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct host_metrics *m = &h->metrics;
+    out->proposals = atomic_load(&m->proposals);
+    out->proposals_failed = atomic_load(&m->proposals_failed);
+    out->reads = atomic_load(&m->reads);
+    out->applies = atomic_load(&m->applies);
+    out->entries_applied = atomic_load(&m->entries_applied);
+    out->wal_writes = atomic_load(&m->wal_writes);
+    out->wal_fsyncs = atomic_load(&m->wal_fsyncs);
+    out->wal_bytes = atomic_load(&m->wal_bytes);
+    for (int i = 0; i < 16; i++)
+        out->wal_fsync_hist[i] = atomic_load(&m->wal_fsync_hist[i]);
+    out->snapshots_taken = atomic_load(&m->snapshots_taken);
+    out->snapshots_sent = atomic_load(&m->snapshots_sent);
+    out->snapshots_received = atomic_load(&m->snapshots_received);
+    out->elections = atomic_load(&m->elections);
+    out->leader_changes = atomic_load(&m->leader_changes);
+    out->bytes_sent = atomic_load(&m->bytes_sent);
+    out->bytes_received = atomic_load(&m->bytes_received);
+    out->messages_sent = atomic_load(&m->messages_sent);
+    out->messages_received = atomic_load(&m->messages_received);
+}

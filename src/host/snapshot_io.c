@@ -1,0 +1,143 @@
+/* Snapshots between hosts: the leader streams its newest snapshot file to a
+ * follower through the transport (craft_tcp_send_snapshot); the follower
+ * writes the chunks into its snapshot store and, once the file is durable,
+ * the transport hands the SNAPSHOT message to the core, whose next ready
+ * installs it (group.c records it in the log, apply.c restores it). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host_internal.h"
+
+struct source {
+    struct craft_host *h;
+    struct craft_snapshot_reader *reader;
+};
+
+static int source_read(void *data, void *buf, size_t cap, size_t *n)
+{
+    struct source *s = data;
+    return craft_snapshot_read(s->reader, buf, cap, n);
+}
+
+static void source_close(void *data)
+{
+    struct source *s = data;
+    craft_snapshot_reader_close(s->reader);
+    free(s);
+}
+
+static void send_done(void *arg, uint64_t group_id, uint64_t to, int status)
+{
+    struct craft_host *h = arg;
+    struct host_group *g = host_find_group(h, group_id);
+    if (status == 0)
+        atomic_fetch_add(&h->metrics.snapshots_sent, 1);
+    else
+        host_log(h, CRAFT_HOST_LOG_WARN, "group %llu: snapshot to %llu failed: %s",
+                 (unsigned long long)group_id, (unsigned long long)to, craft_host_strerror(status));
+    if (g != NULL && !g->stopping && !g->failed)
+        (void)craft_raft_report_snapshot(g->raft, to, status != 0);
+}
+
+static void request_snapshot(struct host_group *g)
+{
+    if (g->snapshot_requested)
+        return;
+    struct apply_task *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return;
+    g->snapshot_requested = true;
+    t->type = TASK_SNAPSHOT;
+    t->ag = g->ag;
+    apply_submit(g->h, t);
+}
+
+void host_send_snapshot(struct host_group *g, const struct craft_message *m)
+{
+    struct craft_host *h = g->h;
+    int rc = 0;
+    /* The core refuses a snapshot whose membership does not name it: a node
+     * added after the newest snapshot needs a newer one. */
+    if (m->snapshot == NULL || !craft_conf_state_contains(&m->snapshot->conf, m->to)) {
+        request_snapshot(g);
+        rc = CRAFT_ESNAPSHOT_TEMP;
+        goto fail;
+    }
+    struct source *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        rc = CRAFT_ENOMEM;
+        goto fail;
+    }
+    s->h = h;
+    pthread_mutex_lock(&h->snap_lock);
+    rc = craft_snapshot_open_newest(h->snaps, g->id, &s->reader);
+    pthread_mutex_unlock(&h->snap_lock);
+    if (rc == 0 && craft_snapshot_reader_meta(s->reader)->index != m->snapshot->index) {
+        /* The log names another snapshot than the newest file: the marker
+         * catches up soon (REQ_SNAPSHOT_TAKEN); the core retries. */
+        craft_snapshot_reader_close(s->reader);
+        rc = CRAFT_ESNAPSHOT_TEMP;
+    }
+    if (rc != 0) {
+        free(s);
+        goto fail;
+    }
+    struct craft_snapshot_source src = {.data = s, .read = source_read, .close = source_close};
+    rc = craft_tcp_send_snapshot(h->transport, g->id, m, src, send_done, h);
+    if (rc != 0)
+        goto fail; /* the source was closed */
+    return;
+fail:
+    (void)craft_raft_report_snapshot(g->raft, m->to, true);
+}
+
+struct sink {
+    struct craft_host *h;
+    struct craft_snapshot_writer *w;
+};
+
+int host_snapshot_begin(void *data, uint64_t group_id, const struct craft_message *m, void **out)
+{
+    struct craft_host *h = data;
+    struct host_group *g = host_find_group(h, group_id);
+    if (g == NULL || g->stopping || g->failed || m->snapshot == NULL)
+        return CRAFT_ENOGROUP;
+    struct sink *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return CRAFT_ENOMEM;
+    s->h = h;
+    pthread_mutex_lock(&h->snap_lock);
+    int rc = craft_snapshot_write_begin(h->snaps, group_id, m->snapshot, &s->w);
+    pthread_mutex_unlock(&h->snap_lock);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int host_snapshot_chunk(void *data, void *sink, uint64_t offset, const void *buf, size_t len)
+{
+    (void)data;
+    struct sink *s = sink;
+    return craft_snapshot_write(s->w, offset, buf, len);
+}
+
+int host_snapshot_end(void *data, void *sink, bool ok)
+{
+    struct craft_host *h = data;
+    struct sink *s = sink;
+    int rc = 0;
+    if (ok) {
+        pthread_mutex_lock(&h->snap_lock);
+        rc = craft_snapshot_write_finish(s->w);
+        pthread_mutex_unlock(&h->snap_lock);
+        if (rc == 0)
+            atomic_fetch_add(&h->metrics.snapshots_received, 1);
+    } else {
+        craft_snapshot_write_abort(s->w);
+    }
+    free(s);
+    return rc;
+}
