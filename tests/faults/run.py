@@ -154,6 +154,7 @@ def run(args):
     network, network_reason = None, ""
     checks = {}
     windows = []
+    driver = nemesis = None
     history = History(os.path.join(args.out, "history.jsonl"))
     info = {"mode": args.mode, "seed": args.seed, "server": flavor.name, "nodes": args.nodes,
             "clients": args.clients, "keys": args.keys, "reads": args.reads,
@@ -214,6 +215,13 @@ def run(args):
         print("interrupted: stopping the cluster, checking what was recorded", file=sys.stderr)
         checks["interrupted"] = {"ok": None, "detail": "run interrupted"}
     finally:
+        # On an interrupt, stop the clients and heal before anything else, so
+        # that the history is complete (pending operations count as unknown).
+        if driver is not None:
+            driver.stop()
+        if nemesis is not None:
+            nemesis.stop()
+            windows = nemesis.windows
         cluster.stop_all()
         if network is not None:
             network.teardown()
