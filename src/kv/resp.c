@@ -135,7 +135,7 @@ static int split_inline(struct kv_resp_parser *p, char *line, size_t len)
             char c = s < end ? *s : '\0';
             char next = s + 1 < end ? s[1] : '\0';
             if (in_double) {
-                if (c == '\0' && s >= end)
+                if (s >= end || c == '\0')
                     return -1;
                 if (c == '\\' && next == 'x' && s + 3 < end && hex_value(s[2]) >= 0 &&
                     hex_value(s[3]) >= 0) {
@@ -174,7 +174,7 @@ static int split_inline(struct kv_resp_parser *p, char *line, size_t len)
                     *w++ = c;
                 }
             } else if (in_single) {
-                if (c == '\0' && s >= end)
+                if (s >= end || c == '\0')
                     return -1;
                 if (c == '\\' && next == '\'') {
                     s++;

@@ -160,6 +160,7 @@ static void test_malformed_requests_get_redis_errors(void **state)
                           "ERR Protocol error: bulk string not followed by CRLF");
     assert_protocol_error("set \"a\r\n", 8, NULL,
                           "ERR Protocol error: unbalanced quotes in request");
+    assert_protocol_error("'\0E\n", 4, NULL, "ERR Protocol error: unbalanced quotes in request");
     assert_protocol_error("set \"a\"b\r\n", 10, NULL,
                           "ERR Protocol error: unbalanced quotes in request");
     assert_protocol_error("*4\r\n$16\r\n0123456789abcdef\r\n$16\r\n0123456789abcdef\r\n$16\r\n", 56,
