@@ -168,6 +168,29 @@ class Report(unittest.TestCase):
         self.assertEqual(stats["latency_ms"]["write"]["p50"], 2.0)
 
 
+class Flavors(unittest.TestCase):
+    def test_craftkv_command_line_and_help_check(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            binary = os.path.join(tmp, "craftkv")
+            with open(binary, "w", encoding="utf-8") as stream:
+                stream.write("#!/bin/sh\necho 'usage: craftkv --id N --listen A --data-dir D'\n")
+            os.chmod(binary, 0o755)
+            flavor = cluster_mod.CraftkvFlavor(binary, reads="lease")
+            self.assertIn("--peer-listen", flavor.notes()[0])
+            self.assertNotIn("--listen ", flavor.notes()[0] + " ")
+            c = cluster_mod.Cluster(flavor, 3, tmp)
+            argv = flavor.argv(c.nodes[1], c)
+            self.assertEqual(argv[0], binary)
+            self.assertEqual(argv[argv.index("--id") + 1], "2")
+            self.assertEqual(argv[argv.index("--reads") + 1], "lease")
+            peers = argv[argv.index("--peers") + 1].split(",")
+            self.assertEqual([p.split("=")[0] for p in peers], ["1", "2", "3"])
+
+    def test_a_missing_binary_is_a_note(self):
+        flavor = cluster_mod.CraftkvFlavor("/nonexistent/craftkv")
+        self.assertIn("not found", flavor.notes()[0])
+
+
 class FakeCluster:
     """Enough of a Cluster for the nemesis: records what was done to it."""
 
@@ -241,6 +264,16 @@ class Partition(unittest.TestCase):
             self.assertTrue(c.wait_ready(0, 5.0))
             network.heal()
             self.assertTrue(self.can_connect(network, 0, 1, c.nodes[1]))
+            # Every kind of partition the nemesis makes installs routes and heals.
+            fault = nemesis.PartitionFault(network)
+            self.assertEqual(fault.supported(c), (True, ""))
+            for kind in nemesis.PartitionFault.KINDS:
+                fault.kinds = (kind,)
+                self.assertTrue(fault.start(c, random.Random(1)))
+                self.assertTrue(network.routes, kind)
+                fault.heal(c)
+                self.assertEqual(network.routes, [])
+                self.assertTrue(self.can_connect(network, 1, 0, c.nodes[0]))
         finally:
             c.stop_all()
             network.teardown()
