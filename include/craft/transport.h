@@ -85,7 +85,16 @@
  * the connection and count in connections_bad_input, silence in
  * connections_timed_out; every failed stream counts in snapshots_failed.
  *
- * Not in scope yet: TLS.
+ * TLS (optional): with tls_cert_file, tls_key_file and tls_ca_file all set,
+ * every connection, outgoing and incoming, node and snapshot stream alike,
+ * runs mutual TLS (1.2 or later, OpenSSL) before the craft handshake: each
+ * side presents its certificate and refuses a peer whose certificate is
+ * missing or not signed by the CA. Host names are not checked: the CA
+ * vouches for membership of the cluster, the craft handshake names the node.
+ * A failed TLS handshake or record (a peer of another CA, a plain-TCP peer,
+ * garbage) closes that connection and counts in connections_tls_failed;
+ * the handshake timeout covers the TLS handshake too. Both ends must agree:
+ * a TLS transport and a plain one cannot talk.
  */
 #ifndef CRAFT_TRANSPORT_H
 #define CRAFT_TRANSPORT_H
@@ -140,6 +149,13 @@ struct craft_tcp_config {
      * craft_tcp_send_snapshot() returns CRAFT_EBUSY and incoming streams are
      * refused. */
     uint32_t max_snapshot_streams;
+    /* PEM files: this host's certificate (chain), its private key, and the
+     * CA that signs every host's certificate. All three set: TLS on every
+     * connection; none: plain TCP; some: CRAFT_EINVAL. Read during
+     * craft_tcp_create*() only (the pointers are not kept). */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
 
     void *data; /* passed to the callbacks */
     /* One received message, in order per sending node. m, its entries, their
@@ -212,6 +228,7 @@ struct craft_tcp_stats {
     uint64_t connections_bad_input;       /* closed for a malformed frame or batch */
     uint64_t connections_timed_out;       /* closed for no handshake in time */
     uint64_t connect_failures;            /* outgoing connects or connections that failed */
+    uint64_t connections_tls_failed;      /* closed for a failed TLS handshake or record */
     uint64_t messages_dropped_queue_full; /* CRAFT_EBUSY */
     uint64_t messages_dropped_peer_down;  /* not connected, or lost with the connection */
     uint64_t snapshots_sent;              /* streams acknowledged as stored */
@@ -228,9 +245,17 @@ struct craft_tcp_stats {
  * caller until passed to craft_tcp_close(). Returns 0, CRAFT_EINVAL (node id
  * 0, no on_message, an address that does not parse, backoff_min > max),
  * CRAFT_ENOMEM, or a negative libuv error (UV_EADDRINUSE...) from bind or
- * listen. */
+ * listen; with TLS also CRAFT_EINVAL when a certificate, key or CA file
+ * cannot be loaded (or the key does not match the certificate). */
 int craft_tcp_create(uv_loop_t *loop, const struct craft_tcp_config *cfg,
                      struct craft_tcp_transport **out);
+
+/* As craft_tcp_create(), and says why it failed: on an error, err (err_cap
+ * bytes, always NUL-terminated; NULL for none) receives a message such as
+ * "tls_cert_file /etc/craft/node.pem: ... no such file". Set to "" on
+ * success. */
+int craft_tcp_create_err(uv_loop_t *loop, const struct craft_tcp_config *cfg,
+                         struct craft_tcp_transport **out, char *err, size_t err_cap);
 
 /* The port the transport listens on (useful after listening on port 0), or
  * 0 when it does not listen. */

@@ -18,11 +18,24 @@
  * incoming conn that began it; it hands each chunk to the host as it comes,
  * so a stream costs the receiver one frame. Either side's conn timer fails a
  * stream that makes no progress for snapshot_timeout_ms.
+ *
+ * TLS (optional) sits between the socket and everything above, through two
+ * memory BIOs per connection: bytes read from the socket are fed to the read
+ * BIO and the plaintext SSL_read() gives lands in the conn's read buffer;
+ * plaintext is SSL_write()n into the write BIO and what it holds goes out in
+ * a uv_write of its own (struct tls_write), whose completion completes the
+ * caller's write. The TLS handshake comes first; the craft handshake follows
+ * it, encrypted, so the frame code never sees the difference.
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <craft/codec.h>
 #include <craft/transport.h>
@@ -65,6 +78,8 @@ struct conn {
     uint8_t *rbuf;             /* bytes read, not yet consumed */
     size_t rlen, rcap;
     int handles_open;
+    SSL *ssl;                 /* TLS on: owns its two memory BIOs */
+    uint8_t *tls_in;          /* TLS on: ciphertext read from the socket */
     struct out_stream *out;   /* outgoing snapshot stream carried, or NULL */
     struct in_stream *in;     /* incoming snapshot stream carried, or NULL */
     struct conn *prev, *next; /* t->conns */
@@ -147,6 +162,7 @@ struct craft_tcp_transport {
     size_t entries_cap;
     struct craft_snapshot_meta snapshot;
     unsigned handles_open;
+    SSL_CTX *tls;         /* NULL: plain TCP */
     unsigned out_streams; /* not yet done */
     unsigned in_streams;  /* open */
     bool closing;
@@ -211,6 +227,7 @@ static void handle_closed(struct craft_tcp_transport *t)
         if (t->close_cb != NULL)
             t->close_cb(t);
         free(t->entries);
+        SSL_CTX_free(t->tls);
         free(t);
     }
 }
@@ -315,9 +332,184 @@ static void conn_handle_closed(uv_handle_t *handle)
     free(c->rbuf);
     out_stream_free(c->out);
     in_stream_free(c->in);
+    SSL_free(c->ssl);
+    free(c->tls_in);
     free(c);
     /* Both of the conn's handles count as one in t->handles_open. */
     handle_closed(t);
+}
+
+/* ------------------------------------------------------------------------
+ * TLS through memory BIOs.
+ * ------------------------------------------------------------------------ */
+
+static void conn_fail(struct conn *c);
+
+/* One write of ciphertext, standing for a caller's write of plaintext. */
+struct tls_write {
+    uv_write_t req;
+    uv_write_t *caller; /* completed with this write; NULL for TLS's own bytes */
+    uv_write_cb cb;
+    uint8_t data[];
+};
+
+static int conn_tls_init(struct conn *c)
+{
+    BIO *rbio, *wbio;
+
+    c->ssl = SSL_new(c->t->tls);
+    c->tls_in = malloc(READ_CHUNK);
+    if (c->ssl == NULL || c->tls_in == NULL)
+        return CRAFT_ENOMEM;
+    rbio = BIO_new(BIO_s_mem());
+    wbio = BIO_new(BIO_s_mem());
+    if (rbio == NULL || wbio == NULL) {
+        BIO_free(rbio);
+        BIO_free(wbio);
+        return CRAFT_ENOMEM;
+    }
+    SSL_set_bio(c->ssl, rbio, wbio); /* the SSL owns them now */
+    if (c->outgoing)
+        SSL_set_connect_state(c->ssl);
+    else
+        SSL_set_accept_state(c->ssl);
+    return 0;
+}
+
+static void tls_write_cb(uv_write_t *req, int status)
+{
+    struct tls_write *w = req->data;
+
+    if (w->caller != NULL)
+        w->cb(w->caller, status);
+    free(w);
+}
+
+/* Writes whatever TLS has produced; caller (with cb) completes with it. */
+static int tls_flush(struct conn *c, uv_write_t *caller, uv_write_cb cb)
+{
+    BIO *wbio = SSL_get_wbio(c->ssl);
+    size_t pending = BIO_ctrl_pending(wbio);
+    struct tls_write *w;
+    uv_buf_t buf;
+    int rc;
+
+    if (pending == 0) {
+        assert(caller == NULL);
+        return 0;
+    }
+    w = malloc(sizeof(*w) + pending);
+    if (w == NULL)
+        return CRAFT_ENOMEM;
+    if (BIO_read(wbio, w->data, (int)pending) != (int)pending) {
+        free(w);
+        return CRAFT_ENOMEM;
+    }
+    w->req.data = w;
+    w->caller = caller;
+    w->cb = cb;
+    buf = uv_buf_init((char *)w->data, (unsigned)pending);
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, tls_write_cb);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
+static void tls_failed(struct conn *c)
+{
+    c->t->stats.connections_tls_failed++;
+    /* An alert, if TLS made one, is worth a try. */
+    tls_flush(c, NULL, NULL);
+    conn_fail(c);
+}
+
+static void send_handshake(struct conn *c, uint64_t peer_id);
+static uint64_t conn_expected_node(const struct conn *c);
+
+/* Advances the TLS handshake; once it is done the connecting side sends the
+ * craft handshake. Returns 0 or an error, with c failed. */
+static int tls_handshake(struct conn *c)
+{
+    int rc;
+
+    ERR_clear_error();
+    rc = SSL_do_handshake(c->ssl);
+    if (rc != 1) {
+        int e = SSL_get_error(c->ssl, rc);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            tls_failed(c);
+            return CRAFT_EINVAL;
+        }
+    }
+    if (tls_flush(c, NULL, NULL) != 0) {
+        conn_fail(c);
+        return CRAFT_ENOMEM;
+    }
+    if (rc == 1 && c->outgoing)
+        send_handshake(c, conn_expected_node(c));
+    return 0;
+}
+
+/* Grows the read buffer so that it has room beyond rlen: a chunk, or the
+ * rest of the frame being read (its header was checked when it came in). */
+static int rbuf_reserve(struct conn *c)
+{
+    size_t target = c->rlen + READ_CHUNK;
+
+    if (c->rlen >= CRAFT_FRAME_HEADER_SIZE) {
+        struct craft_frame f;
+        if (craft_frame_header_decode(c->rbuf, c->rlen, c->t->cfg.max_payload, &f, NULL) == 0 &&
+            target < CRAFT_FRAME_HEADER_SIZE + (size_t)f.payload_len)
+            target = CRAFT_FRAME_HEADER_SIZE + (size_t)f.payload_len;
+    }
+    if (c->rcap < target) {
+        uint8_t *grown = realloc(c->rbuf, target);
+        if (grown == NULL)
+            return CRAFT_ENOMEM;
+        c->rbuf = grown;
+        c->rcap = target;
+    }
+    return 0;
+}
+
+/* Feeds n bytes of ciphertext to TLS and appends the plaintext it yields to
+ * the read buffer. Returns 0, or an error with c failed. */
+static int tls_read(struct conn *c, const uint8_t *in, size_t n)
+{
+    if (BIO_write(SSL_get_rbio(c->ssl), in, (int)n) != (int)n) {
+        conn_fail(c);
+        return CRAFT_ENOMEM;
+    }
+    if (!SSL_is_init_finished(c->ssl) && (tls_handshake(c) != 0 || !SSL_is_init_finished(c->ssl)))
+        return c->state == CONN_CLOSING ? CRAFT_EINVAL : 0;
+    for (;;) {
+        int got, e;
+
+        if (rbuf_reserve(c) != 0) {
+            conn_fail(c);
+            return CRAFT_ENOMEM;
+        }
+        ERR_clear_error();
+        got = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(c->rcap - c->rlen));
+        if (got > 0) {
+            c->rlen += (size_t)got;
+            continue;
+        }
+        e = SSL_get_error(c->ssl, got);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN)
+            conn_fail(c); /* the peer closed TLS */
+        else
+            tls_failed(c);
+        return CRAFT_EINVAL;
+    }
+    /* Reading may have produced bytes to send (a key update, say). */
+    if (tls_flush(c, NULL, NULL) != 0) {
+        conn_fail(c);
+        return CRAFT_ENOMEM;
+    }
+    return 0;
 }
 
 /* Creates a conn with its two handles initialised and links it. */
@@ -330,7 +522,9 @@ static struct conn *conn_new(struct craft_tcp_transport *t, bool outgoing)
     c->outgoing = outgoing;
     c->state = outgoing ? CONN_CONNECTING : CONN_HANDSHAKE;
     craft_buf_init(&c->wbuf);
-    if (uv_tcp_init(t->loop, &c->tcp) != 0) {
+    if ((t->tls != NULL && conn_tls_init(c) != 0) || uv_tcp_init(t->loop, &c->tcp) != 0) {
+        SSL_free(c->ssl);
+        free(c->tls_in);
         free(c);
         return NULL;
     }
@@ -430,7 +624,15 @@ static int conn_send(struct conn *c, uv_write_t *req, const uint8_t *data, size_
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
     int rc;
 
-    rc = uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, cb);
+    if (c->ssl != NULL) {
+        /* Memory BIOs take every byte at once. */
+        ERR_clear_error();
+        if (!SSL_is_init_finished(c->ssl) || SSL_write(c->ssl, data, (int)len) != (int)len)
+            return CRAFT_EINVAL;
+        rc = tls_flush(c, req, cb);
+    } else {
+        rc = uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, cb);
+    }
     if (rc == 0)
         c->t->stats.writes++;
     return rc;
@@ -884,26 +1086,14 @@ static void handle_frame(struct conn *c, const struct craft_frame *f)
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = handle->data;
-    size_t target = c->rlen + READ_CHUNK;
 
     (void)suggested;
-    if (c->rlen >= CRAFT_FRAME_HEADER_SIZE) {
-        /* The header was checked when it came in: the frame is bounded. */
-        struct craft_frame f;
-        if (craft_frame_header_decode(c->rbuf, c->rlen, c->t->cfg.max_payload, &f, NULL) == 0 &&
-            target < CRAFT_FRAME_HEADER_SIZE + (size_t)f.payload_len)
-            target = CRAFT_FRAME_HEADER_SIZE + (size_t)f.payload_len;
-    }
-    if (c->rcap < target) {
-        uint8_t *grown = realloc(c->rbuf, target);
-        if (grown == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
-            return;
-        }
-        c->rbuf = grown;
-        c->rcap = target;
-    }
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    if (c->ssl != NULL)
+        *buf = uv_buf_init((char *)c->tls_in, READ_CHUNK);
+    else if (rbuf_reserve(c) != 0)
+        *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+    else
+        *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -912,7 +1102,6 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     struct craft_tcp_transport *t = c->t;
     size_t consumed = 0;
 
-    (void)buf;
     if (c->state == CONN_CLOSING)
         return;
     if (nread < 0) {
@@ -923,8 +1112,11 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             conn_fail(c);
         return;
     }
-    c->rlen += (size_t)nread;
     t->stats.bytes_received += (uint64_t)nread;
+    if (c->ssl == NULL)
+        c->rlen += (size_t)nread;
+    else if (tls_read(c, (const uint8_t *)buf->base, (size_t)nread) != 0)
+        return;
     while (c->state != CONN_CLOSING && !t->closing) {
         size_t avail = c->rlen - consumed;
         struct craft_frame f;
@@ -953,7 +1145,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->state == CONN_CLOSING || t->closing)
         return;
-    memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
+    if (consumed > 0) /* rbuf is NULL while TLS has yielded nothing yet */
+        memmove(c->rbuf, c->rbuf + consumed, c->rlen - consumed);
     c->rlen -= consumed;
     if (c->rlen == 0 && c->rcap > 4 * READ_CHUNK) {
         /* Give back the room a large frame took. */
@@ -994,7 +1187,10 @@ static void connect_cb(uv_connect_t *req, int status)
         conn_fail(c);
         return;
     }
-    send_handshake(c, conn_expected_node(c));
+    if (c->ssl != NULL)
+        tls_handshake(c); /* the craft handshake follows it */
+    else
+        send_handshake(c, conn_expected_node(c));
 }
 
 static int conn_connect(struct conn *c, const struct sockaddr_storage *addr)
@@ -1094,26 +1290,126 @@ static void transport_handle_closed(uv_handle_t *handle)
     handle_closed(handle->data);
 }
 
+static void set_error(char *err, size_t err_cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || err_cap == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_cap, fmt, ap);
+    va_end(ap);
+}
+
+/* OpenSSL's reason for the last failure, for a message. */
+static const char *tls_reason(char *buf, size_t cap)
+{
+    unsigned long e = ERR_peek_last_error();
+
+    if (e == 0)
+        return "unknown error";
+    ERR_error_string_n(e, buf, cap);
+    return buf;
+}
+
+/* The context every connection's TLS comes from: our certificate and key,
+ * and the CA a peer's certificate must be signed by. */
+static int tls_context(const struct craft_tcp_config *cfg, SSL_CTX **out, char *err, size_t err_cap)
+{
+    char reason[256];
+    SSL_CTX *ctx;
+
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL) {
+        set_error(err, err_cap, "tls: cannot create a context: %s",
+                  tls_reason(reason, sizeof(reason)));
+        return CRAFT_ENOMEM;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        set_error(err, err_cap, "tls: cannot require TLS 1.2: %s",
+                  tls_reason(reason, sizeof(reason)));
+        goto err_free_ctx;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
+        set_error(err, err_cap, "tls_cert_file %s: %s", cfg->tls_cert_file,
+                  tls_reason(reason, sizeof(reason)));
+        goto err_free_ctx;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        set_error(err, err_cap, "tls_key_file %s: %s", cfg->tls_key_file,
+                  tls_reason(reason, sizeof(reason)));
+        goto err_free_ctx;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, NULL) != 1) {
+        set_error(err, err_cap, "tls_ca_file %s: %s", cfg->tls_ca_file,
+                  tls_reason(reason, sizeof(reason)));
+        goto err_free_ctx;
+    }
+    /* Mutual: either side refuses a peer without a certificate of our CA. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* Connections are long-lived: no session tickets to resume them. */
+    SSL_CTX_set_num_tickets(ctx, 0);
+    *out = ctx;
+    return 0;
+
+err_free_ctx:
+    SSL_CTX_free(ctx);
+    return CRAFT_EINVAL;
+}
+
 int craft_tcp_create(uv_loop_t *loop, const struct craft_tcp_config *cfg,
                      struct craft_tcp_transport **out)
 {
+    return craft_tcp_create_err(loop, cfg, out, NULL, 0);
+}
+
+int craft_tcp_create_err(uv_loop_t *loop, const struct craft_tcp_config *cfg,
+                         struct craft_tcp_transport **out, char *err, size_t err_cap)
+{
     struct craft_tcp_transport *t;
     struct sockaddr_storage addr;
+    SSL_CTX *tls = NULL;
+    int tls_files;
     int rc;
 
+    set_error(err, err_cap, "%s", "");
     if (loop == NULL || cfg == NULL || out == NULL || cfg->node_id == 0 ||
         cfg->on_message == NULL ||
         (cfg->on_snapshot_begin != NULL &&
-         (cfg->on_snapshot_chunk == NULL || cfg->on_snapshot_end == NULL)))
+         (cfg->on_snapshot_chunk == NULL || cfg->on_snapshot_end == NULL))) {
+        set_error(err, err_cap,
+                  "invalid arguments (node id 0, no on_message, or some snapshot "
+                  "callbacks without the others)");
         return CRAFT_EINVAL;
-    if (cfg->listen_address != NULL && parse_address(cfg->listen_address, &addr) != 0)
+    }
+    if (cfg->listen_address != NULL && parse_address(cfg->listen_address, &addr) != 0) {
+        set_error(err, err_cap, "listen address %s does not parse", cfg->listen_address);
         return CRAFT_EINVAL;
+    }
+    tls_files =
+        (cfg->tls_cert_file != NULL) + (cfg->tls_key_file != NULL) + (cfg->tls_ca_file != NULL);
+    if (tls_files != 0 && tls_files != 3) {
+        set_error(err, err_cap, "tls needs tls_cert_file, tls_key_file and tls_ca_file");
+        return CRAFT_EINVAL;
+    }
+    if (tls_files == 3) {
+        rc = tls_context(cfg, &tls, err, err_cap);
+        if (rc != 0)
+            return rc;
+    }
     t = calloc(1, sizeof(*t));
-    if (t == NULL)
+    if (t == NULL) {
+        SSL_CTX_free(tls);
+        set_error(err, err_cap, "out of memory");
         return CRAFT_ENOMEM;
+    }
+    t->tls = tls;
     t->loop = loop;
     t->cfg = *cfg;
     t->cfg.listen_address = NULL; /* not kept */
+    t->cfg.tls_cert_file = t->cfg.tls_key_file = t->cfg.tls_ca_file = NULL;
     if (t->cfg.max_queue_bytes == 0)
         t->cfg.max_queue_bytes = CRAFT_TCP_DEFAULT_MAX_QUEUE_BYTES;
     if (t->cfg.max_payload == 0)
@@ -1129,6 +1425,7 @@ int craft_tcp_create(uv_loop_t *loop, const struct craft_tcp_config *cfg,
     if (t->cfg.max_snapshot_streams == 0)
         t->cfg.max_snapshot_streams = CRAFT_TCP_DEFAULT_MAX_SNAPSHOT_STREAMS;
     if (t->cfg.backoff_min_ms > t->cfg.backoff_max_ms) {
+        set_error(err, err_cap, "backoff_min_ms above backoff_max_ms");
         rc = CRAFT_EINVAL;
         goto err_free;
     }
@@ -1152,10 +1449,12 @@ int craft_tcp_create(uv_loop_t *loop, const struct craft_tcp_config *cfg,
     return 0;
 
 err_close:
+    set_error(err, err_cap, "listen on %s: %s", cfg->listen_address, uv_strerror(rc));
     /* Handles are live: the memory goes once libuv has closed them. */
     craft_tcp_close(t, NULL);
     return rc;
 err_free:
+    SSL_CTX_free(t->tls);
     free(t);
     return rc;
 }
