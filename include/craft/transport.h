@@ -217,7 +217,8 @@ typedef void (*craft_tcp_snapshot_done_cb)(void *arg, uint64_t group_id, uint64_
 struct craft_tcp_stats {
     uint64_t frames_sent;                 /* batch frames written */
     uint64_t messages_sent;               /* messages in them */
-    uint64_t bytes_sent;                  /* every byte written, handshakes included */
+    uint64_t bytes_sent;                  /* every byte written, handshakes included (with
+                                             TLS: the plaintext, TLS's own bytes not) */
     uint64_t writes;                      /* uv_write calls, handshakes included */
     uint64_t frames_received;             /* batch frames received */
     uint64_t messages_received;           /* messages delivered to on_message */

@@ -49,6 +49,8 @@
 /* A snapshot stream's window: chunks written and not yet completed. */
 #define STREAM_SLOTS CRAFT_TCP_SNAPSHOT_WINDOW
 #define STREAM_CHUNK CRAFT_TCP_SNAPSHOT_CHUNK
+/* Plaintext handed to one SSL_write() at most. */
+#define TLS_MAX_WRITE (1 << 30)
 
 enum conn_state {
     CONN_CONNECTING, /* outgoing, uv_tcp_connect in flight */
@@ -625,10 +627,14 @@ static int conn_send(struct conn *c, uv_write_t *req, const uint8_t *data, size_
     int rc;
 
     if (c->ssl != NULL) {
-        /* Memory BIOs take every byte at once. */
-        ERR_clear_error();
-        if (!SSL_is_init_finished(c->ssl) || SSL_write(c->ssl, data, (int)len) != (int)len)
-            return CRAFT_EINVAL;
+        /* A memory BIO takes every byte at once; SSL_write takes an int. */
+        for (size_t done = 0; done < len;) {
+            int piece = len - done > TLS_MAX_WRITE ? TLS_MAX_WRITE : (int)(len - done);
+            ERR_clear_error();
+            if (!SSL_is_init_finished(c->ssl) || SSL_write(c->ssl, data + done, piece) != piece)
+                return CRAFT_EINVAL;
+            done += (size_t)piece;
+        }
         rc = tls_flush(c, req, cb);
     } else {
         rc = uv_write(req, (uv_stream_t *)&c->tcp, &buf, 1, cb);
