@@ -57,6 +57,7 @@ stop_all()
         wait "$pid" 2>/dev/null || true
     done
     echo "demo: stopped. Data is kept in $data (scripts/demo.sh --fresh starts over)."
+    exit 0
 }
 trap stop_all INT TERM EXIT
 
