@@ -43,24 +43,22 @@ static bool pending_alive(struct craft_host *h, uint64_t key)
 
 /* ---- start ---- */
 
+/* Whether the WAL holds anything of group id (a snapshot marker, a hard
+ * state or entries). */
 static bool on_disk(struct craft_host *h, uint64_t id)
 {
-    uint64_t ids[1];
-    size_t n = 0;
     struct craft_log_store *ls = h->ls;
-    (void)ids;
-    uint64_t *all = NULL;
+    size_t n = 0;
     if (ls->groups(ls->data, NULL, 0, &n) != 0 || n == 0)
         return false;
-    all = calloc(n, sizeof(*all));
+    uint64_t *all = calloc(n, sizeof(*all));
     if (all == NULL)
         return false;
-    bool found = false;
     size_t total = n;
-    if (ls->groups(ls->data, all, total, &n) == 0) {
+    bool found = false;
+    if (ls->groups(ls->data, all, total, &n) == 0)
         for (size_t i = 0; i < total && i < n; i++)
             found = found || all[i] == id;
-    }
     free(all);
     if (!found)
         return false;
@@ -531,7 +529,7 @@ static void fail_now(struct host_group *g, struct req *r, int status)
 
 static void handle_propose(struct host_group *g, struct req *r)
 {
-    if (g->h->pending.count >= g->max_pending) {
+    if (pending_count(g->h) >= g->max_pending) {
         fail_now(g, r, CRAFT_EBUSY);
         return;
     }
@@ -806,7 +804,7 @@ void group_status(struct host_group *g, struct craft_group_status *out)
     out->fsm_applied = apply_fsm_applied(g->ag);
     out->snapshot_index = apply_snapshot_index(g->ag);
     out->pending_reads = 0;
-    out->pending_proposals = h->pending.count;
+    out->pending_proposals = pending_count(h);
     const struct craft_conf_state *cs = &out->raft.conf;
     uint64_t now = host_now(h);
     uint64_t ids[CRAFT_MAX_NODES * 2];

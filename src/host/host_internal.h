@@ -65,6 +65,8 @@ struct pending {
 
 /* Registers p (owned by the table until taken). */
 int pending_add(struct craft_host *h, struct pending *p);
+/* Requests pending, every group. */
+size_t pending_count(struct craft_host *h);
 /* Takes key out of the table (NULL if already completed). */
 struct pending *pending_take(struct craft_host *h, uint64_t key);
 /* Completes p (taken) with status, on the calling thread, and frees it. */

@@ -12,6 +12,14 @@ int pending_add(struct craft_host *h, struct pending *p)
     return rc;
 }
 
+size_t pending_count(struct craft_host *h)
+{
+    pthread_mutex_lock(&h->pending_lock);
+    size_t n = h->pending.count;
+    pthread_mutex_unlock(&h->pending_lock);
+    return n;
+}
+
 struct pending *pending_take(struct craft_host *h, uint64_t key)
 {
     pthread_mutex_lock(&h->pending_lock);
