@@ -803,6 +803,21 @@ void apply_submit(struct craft_host *h, struct apply_task *t)
     pthread_mutex_unlock(&h->apply_lock);
 }
 
+int apply_task_submit(struct craft_host *h, struct apply_group *ag, uint32_t type, uint64_t key,
+                      uint64_t index, struct waiter *w)
+{
+    struct apply_task *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return CRAFT_ENOMEM;
+    t->type = type;
+    t->ag = ag;
+    t->key = key;
+    t->index = index;
+    t->waiter = w;
+    apply_submit(h, t);
+    return 0;
+}
+
 int apply_start(struct craft_host *h)
 {
     if (pthread_create(&h->apply_thread, NULL, apply_main, h) != 0)

@@ -208,16 +208,10 @@ int group_start(struct craft_host *h, const struct craft_group_config *cfg, char
 
 err_destroy:
     craft_raft_destroy(g->raft);
-err_stop_apply : {
-    struct apply_task *t = calloc(1, sizeof(*t));
-    if (t != NULL) {
-        t->type = TASK_STOP;
-        t->ag = g->ag;
-        apply_submit(h, t);
-    }
+err_stop_apply:
+    (void)apply_task_submit(h, g->ag, TASK_STOP, 0, 0, NULL);
     free(g);
     return rc;
-}
 }
 
 /* ---- stop ---- */
@@ -247,15 +241,8 @@ static void finish_stop(struct host_group *g)
         (void)craft_snapshot_retain(h->snaps, g->id, 0);
         pthread_mutex_unlock(&h->snap_lock);
     }
-    struct apply_task *t = calloc(1, sizeof(*t));
-    if (t != NULL) {
-        t->type = TASK_STOP;
-        t->ag = g->ag;
-        t->waiter = g->stop_waiter;
-        apply_submit(h, t);
-    } else if (g->stop_waiter != NULL) {
+    if (apply_task_submit(h, g->ag, TASK_STOP, 0, 0, g->stop_waiter) != 0 && g->stop_waiter != NULL)
         waiter_signal(g->stop_waiter, CRAFT_ENOMEM);
-    }
     host_log(h, CRAFT_HOST_LOG_INFO, "group %llu stopped", (unsigned long long)g->id);
     free(g);
 }
@@ -333,31 +320,18 @@ static void finish_ready(struct host_group *g)
     struct craft_host *h = g->h;
     if (!g->messages_sent)
         send_messages(g);
-    if (g->rd.snapshot != NULL) {
-        struct apply_task *t = calloc(1, sizeof(*t));
-        if (t == NULL) {
-            group_fail(g, CRAFT_ENOMEM, "restore");
-            return;
-        }
-        t->type = TASK_RESTORE;
-        t->ag = g->ag;
-        t->index = g->rd.snapshot->index;
-        apply_submit(h, t);
+    if (g->rd.snapshot != NULL &&
+        apply_task_submit(h, g->ag, TASK_RESTORE, 0, g->rd.snapshot->index, NULL) != 0) {
+        group_fail(g, CRAFT_ENOMEM, "restore");
+        return;
     }
     if (hand_off_committed(g) != 0) {
         group_fail(g, CRAFT_ENOMEM, "apply");
         return;
     }
-    for (size_t i = 0; i < g->rd.n_read_states; i++) {
-        struct apply_task *t = calloc(1, sizeof(*t));
-        if (t == NULL)
-            continue; /* the read times out */
-        t->type = TASK_READ;
-        t->ag = g->ag;
-        t->key = g->rd.read_states[i].context;
-        t->index = g->rd.read_states[i].index;
-        apply_submit(h, t);
-    }
+    for (size_t i = 0; i < g->rd.n_read_states; i++) /* on ENOMEM the read times out */
+        (void)apply_task_submit(h, g->ag, TASK_READ, g->rd.read_states[i].context,
+                                g->rd.read_states[i].index, NULL);
     int rc = craft_raft_advance(g->raft, &g->rd);
     g->in_ready = false;
     if (rc != 0)
@@ -555,16 +529,8 @@ static void handle_read(struct host_group *g, struct req *r)
         return;
     }
     if (r->type == REQ_READ_STALE) {
-        struct apply_task *t = calloc(1, sizeof(*t));
-        if (t == NULL) {
+        if (apply_task_submit(g->h, g->ag, TASK_READ, r->key, 0, NULL) != 0)
             fail_pending(g->h, r->key, CRAFT_ENOMEM, 0);
-            return;
-        }
-        t->type = TASK_READ;
-        t->ag = g->ag;
-        t->key = r->key;
-        t->index = 0;
-        apply_submit(g->h, t);
         return;
     }
     int rc = craft_raft_read_index(g->raft, r->key);
@@ -688,15 +654,8 @@ void group_handle_req(struct host_group *g, struct req *r)
             fail_now(g, r, CRAFT_ENOMEM);
             break;
         }
-        struct apply_task *t = calloc(1, sizeof(*t));
-        if (t == NULL) {
+        if (apply_task_submit(g->h, g->ag, TASK_SNAPSHOT, r->key, 0, NULL) != 0)
             fail_pending(g->h, r->key, CRAFT_ENOMEM, 0);
-            break;
-        }
-        t->type = TASK_SNAPSHOT;
-        t->ag = g->ag;
-        t->key = r->key;
-        apply_submit(g->h, t);
         break;
     }
     case REQ_SNAPSHOT_TAKEN: {

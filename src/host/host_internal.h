@@ -227,6 +227,9 @@ struct apply_task {
 int apply_group_create(struct craft_host *h, struct host_group *g, uint64_t *fsm_applied, char *err,
                        size_t err_cap);
 void apply_submit(struct craft_host *h, struct apply_task *t);
+/* A task without entries; 0 or CRAFT_ENOMEM (nothing queued). */
+int apply_task_submit(struct craft_host *h, struct apply_group *ag, uint32_t type, uint64_t key,
+                      uint64_t index, struct waiter *w);
 int apply_start(struct craft_host *h);
 void apply_stop(struct craft_host *h);
 uint64_t apply_fsm_applied(const struct apply_group *ag);

@@ -43,13 +43,8 @@ static void request_snapshot(struct host_group *g)
 {
     if (g->snapshot_requested)
         return;
-    struct apply_task *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return;
-    g->snapshot_requested = true;
-    t->type = TASK_SNAPSHOT;
-    t->ag = g->ag;
-    apply_submit(g->h, t);
+    if (apply_task_submit(g->h, g->ag, TASK_SNAPSHOT, 0, 0, NULL) == 0)
+        g->snapshot_requested = true;
 }
 
 void host_send_snapshot(struct host_group *g, const struct craft_message *m)
