@@ -159,11 +159,15 @@ static void set_addresses(struct cluster *c)
                 craft_host_set_address(c->nodes[i].host, c->nodes[j].id, c->nodes[j].address);
 }
 
-static struct cluster *cluster_new(int n, uint64_t groups)
+/* n hosts bootstrapping groups 1..groups; snapshots every snapshot_entries
+ * entries keeping overhead behind (0: the defaults). */
+static struct cluster *cluster_new_with(int n, uint64_t groups, uint32_t snapshot_entries,
+                                        uint64_t overhead)
 {
     struct cluster *c = calloc(1, sizeof(*c));
     c->n = n;
-    c->snapshot_entries = 0;
+    c->snapshot_entries = snapshot_entries;
+    c->compaction_overhead = overhead;
     for (int i = 0; i < MAX_HOSTS; i++) {
         c->nodes[i].id = (uint64_t)i + 1;
         c->nodes[i].dir = tu_mkdtemp("host");
@@ -176,6 +180,11 @@ static struct cluster *cluster_new(int n, uint64_t groups)
         for (int i = 0; i < n; i++)
             start_group(c, &c->nodes[i], g, CRAFT_GROUP_BOOTSTRAP, n);
     return c;
+}
+
+static struct cluster *cluster_new(int n, uint64_t groups)
+{
+    return cluster_new_with(n, groups, 0, 0);
 }
 
 static void cluster_free(struct cluster *c)
@@ -335,24 +344,8 @@ static void test_leader_killed_another_takes_over(void **state)
 static void test_new_member_catches_up_through_a_snapshot(void **state)
 {
     (void)state;
-    struct cluster *c = calloc(1, sizeof(*c));
-    free(c);
-    c = NULL;
     /* Snapshot every 20 entries, keep 5 behind: the log is compacted. */
-    struct cluster *cl = calloc(1, sizeof(*cl));
-    cl->n = 3;
-    cl->snapshot_entries = 20;
-    cl->compaction_overhead = 5;
-    for (int i = 0; i < MAX_HOSTS; i++) {
-        cl->nodes[i].id = (uint64_t)i + 1;
-        cl->nodes[i].dir = tu_mkdtemp("host");
-        for (int g = 0; g <= MAX_GROUPS; g++)
-            pthread_mutex_init(&cl->nodes[i].fsm[g].lock, NULL);
-    }
-    for (int i = 0; i < 3; i++)
-        start_host(&cl->nodes[i], "127.0.0.1:0");
-    for (int i = 0; i < 3; i++)
-        start_group(cl, &cl->nodes[i], 1, CRAFT_GROUP_BOOTSTRAP, 3);
+    struct cluster *cl = cluster_new_with(3, 1, 20, 5);
     for (int k = 0; k < 100; k++)
         propose_via(cl, 0, 1, "fill");
     /* Node 4 joins. */
@@ -376,6 +369,32 @@ static void test_new_member_catches_up_through_a_snapshot(void **state)
     craft_host_get_metrics(cl->nodes[3].host, &m);
     assert_true(m.snapshots_received >= 1);
     cluster_free(cl);
+}
+
+/* A follower that was down while the log was compacted past it comes back
+ * through a snapshot, without a panic (dragonboat's "invalid commitTo"). */
+static void test_follower_far_behind_catches_up_after_compaction(void **state)
+{
+    (void)state;
+    /* Snapshot every 20 entries, keep 5 behind: the log is compacted. */
+    struct cluster *c = cluster_new_with(3, 1, 20, 5);
+    propose_via(c, 0, 1, "first");
+    uint64_t leader = leader_of(c, 1);
+    int down = (int)(leader % 3); /* a follower's index */
+    char listen[64];
+    snprintf(listen, sizeof(listen), "%s", c->nodes[down].address);
+    craft_host_stop(c->nodes[down].host);
+    c->nodes[down].host = NULL;
+    for (int k = 0; k < 150; k++)
+        propose_via(c, (int)leader - 1, 1, "while it was away");
+    start_host(&c->nodes[down], listen);
+    set_addresses(c);
+    start_group(c, &c->nodes[down], 1, CRAFT_GROUP_RESTART, 3);
+    check_converged(c, 1, 151);
+    struct craft_host_metrics m;
+    craft_host_get_metrics(c->nodes[down].host, &m);
+    assert_true(m.snapshots_received >= 1);
+    cluster_free(c);
 }
 
 static void test_remove_member_and_transfer_leadership(void **state)
@@ -467,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_restart_from_disk_keeps_every_entry),
         cmocka_unit_test(test_leader_killed_another_takes_over),
         cmocka_unit_test(test_new_member_catches_up_through_a_snapshot),
+        cmocka_unit_test(test_follower_far_behind_catches_up_after_compaction),
         cmocka_unit_test(test_remove_member_and_transfer_leadership),
         cmocka_unit_test(test_session_applies_a_retry_once),
         cmocka_unit_test(test_64_groups_at_once),
