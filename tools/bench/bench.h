@@ -22,8 +22,9 @@
 
 /* ---- Modes. -------------------------------------------------------------- */
 
-int bench_core_main(int argc, char **argv); /* bench_core.c */
-int bench_wal_main(int argc, char **argv);  /* bench_wal.c (optional: see main.c) */
+int bench_core_main(int argc, char **argv);    /* bench_core.c */
+int bench_wal_main(int argc, char **argv);     /* bench_wal.c (optional: see main.c) */
+int bench_cluster_main(int argc, char **argv); /* bench_cluster.c */
 
 /* ---- Time. --------------------------------------------------------------- */
 

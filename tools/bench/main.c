@@ -32,6 +32,8 @@ static const struct mode modes[] = {
      "raft core: proposals committed per second, ns and heap allocations per proposal "
      "(1 voter and a 3-node in-memory cluster)"},
     {"wal", bench_wal_main, "write-ahead log: append and fsync throughput and latency"},
+    {"cluster", bench_cluster_main,
+     "three hosts on loopback: proposals per second, latency, CPU and fsyncs per proposal"},
 };
 
 #define N_MODES (sizeof(modes) / sizeof(modes[0]))
@@ -420,7 +422,7 @@ static void usage(FILE *f)
                "  {\"mode\":..,\"case\":..,\"name\":..,\"value\":..,\"unit\":..}\n\n"
                "modes:\n");
     for (i = 0; i < N_MODES; i++) {
-        fprintf(f, "  %-6s %s%s\n", modes[i].name, modes[i].summary,
+        fprintf(f, "  %-7s %s%s\n", modes[i].name, modes[i].summary,
                 modes[i].run == NULL ? " (not built)" : "");
     }
 }
