@@ -384,6 +384,7 @@ void group_process_ready(struct host_group *g)
             send_messages(g);
         if (rd->must_sync || rd->snapshot != NULL || rd->n_entries > 0) {
             g->wait_epoch = h->write_epoch + 1;
+            h->durability_wanted = true;
             break;
         }
         finish_ready(g);

@@ -328,8 +328,12 @@ static void sync_after(uv_work_t *w, int status)
  * already running (then the next one takes everything buffered meanwhile). */
 static void start_sync(struct craft_host *h)
 {
-    if (h->sync_in_flight || h->wal_failed || craft_wal_pending_bytes(h->wal) == 0)
+    /* Only a group waiting for durability starts a write: what needs none
+     * (a new commit index) rides along with the next one, as etcd does. */
+    if (h->sync_in_flight || h->wal_failed || !h->durability_wanted ||
+        craft_wal_pending_bytes(h->wal) == 0)
         return;
+    h->durability_wanted = false;
     uint64_t before = craft_wal_pending_bytes(h->wal);
     h->write_epoch++;
     int rc = craft_wal_write(h->wal, &h->sync);
@@ -340,6 +344,7 @@ static void start_sync(struct craft_host *h)
         host_log(h, CRAFT_HOST_LOG_ERROR, "WAL write failed: %s (%s)", craft_host_strerror(rc),
                  craft_wal_errmsg(h->wal));
         h->write_epoch--;
+        h->durability_wanted = true; /* retried next iteration (ENOSPC) */
         return;
     }
     h->sync_in_flight = true;

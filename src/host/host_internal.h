@@ -280,6 +280,7 @@ struct craft_host {
     uint64_t write_epoch; /* number of the last craft_wal_write issued */
     uint64_t durable_epoch;
     bool sync_in_flight;
+    bool durability_wanted; /* a group waits for the next write */
     struct craft_wal_sync sync;
     uv_work_t sync_work;
     uint64_t sync_started_ns;
