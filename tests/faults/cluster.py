@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,6 +58,7 @@ class Node:
         self.netns = None                   # set by a partition network, if any
         self.proc = None
         self.paused = False
+        self.starts = 0                     # how many times it was started
 
     @property
     def name(self):
@@ -91,8 +93,17 @@ class Flavor:
         return None
 
     def state_hash(self, node):
-        """A hash of the node's applied state, or ``None`` if unsupported."""
+        """(hash, applied index or None) of the node's state, or ``None`` if
+        unsupported or unreachable."""
         return None
+
+    def sync_read(self, node):
+        """A linearizable read on ``node`` so that it has applied everything
+        committed before (used before comparing state hashes)."""
+        try:
+            resp_command(node.host, node.client_port, "GET", "__converge", timeout=5.0)
+        except Exception:  # noqa: BLE001 - the hash poll decides
+            pass
 
 
 def resp_command(host, port, *args, timeout=1.0):
@@ -105,27 +116,42 @@ def resp_command(host, port, *args, timeout=1.0):
         client.close()
 
 
+class AdminError(RuntimeError):
+    """An admin call (HTTP) failed or its outcome could not be confirmed."""
+
+
 class CraftkvFlavor(Flavor):
-    """The real craftkv server.
+    """The real craftkv server (``craftkv --help``; docs/craftkv.md).
 
     Every flag is in :attr:`FLAGS`, a map from meaning to spelling; the
-    command line is built only in :meth:`argv`.  Adjust both when craftkv's
-    command line settles (``craftkv --help`` is printed into the run's
-    notes when the binary exists).
+    command line is built only in :meth:`argv`.  If the binary exists its
+    ``--help`` is read and any flag it does not mention becomes a note.
+
+    A node is bootstrapped (``--peers`` with every member) only the first time
+    it starts; every later start passes ``--join``, which craftkv ignores when
+    the data directory holds the group (it restarts from disk) and which makes
+    a wiped node wait to be added instead of bootstrapping a second cluster.
+
+    The HTTP API gives the leader probe (``GET /status``), the state hash
+    (``GET /hash``) and the admin hooks the nemesis uses: leader transfer
+    (``POST /admin/transfer/ID``) and membership (``POST /members/ID`` with
+    the raft address as body, ``DELETE /members/ID``), each sent to the
+    current leader and confirmed through its ``/status``.
     """
 
     name = "craftkv"
     FLAGS = {
         "id": "--id",                    # this node's Raft id
-        "listen": "--listen",            # host:port for RESP clients
-        "peer_listen": "--peer-listen",  # host:port for Raft traffic
-        "http": "--http",                # host:port for the HTTP API (/status)
-        "data": "--data-dir",            # data directory (WAL, snapshots, LMDB)
-        "peers": "--peers",              # id=host:peerport,... for the initial cluster
-        "reads": "--reads",              # index | lease
+        "data": "--data",                # data directory (WAL, snapshots, LMDB)
+        "peers": "--peers",              # id=ip:raftport,... (every initial member)
+        "resp": "--resp",                # ip:port for RESP clients
+        "http": "--http",                # ip:port for the HTTP API
+        "raft": "--raft",                # ip:port for raft traffic
+        "join": "--join",                # start empty, wait to be added
+        "lease": "--lease-reads",        # lease reads instead of ReadIndex
     }
-    # HTTP endpoint that reports the node's role and, later, its state hash.
     STATUS_PATH = "/status"
+    HASH_PATH = "/hash"
 
     def __init__(self, binary, reads="index", extra_args=()):
         self.binary = binary
@@ -153,38 +179,141 @@ class CraftkvFlavor(Flavor):
     def argv(self, node, cluster):
         f = self.FLAGS
         peers = ",".join("%d=%s:%d" % (n.id, n.host, n.peer_port) for n in cluster.nodes)
-        return [self.binary,
+        argv = [self.binary,
                 f["id"], str(node.id),
-                f["listen"], "%s:%d" % (node.host, node.client_port),
-                f["peer_listen"], "%s:%d" % (node.host, node.peer_port),
-                f["http"], "%s:%d" % (node.host, node.http_port),
                 f["data"], node.data_dir,
                 f["peers"], peers,
-                f["reads"], self.reads] + self.extra_args
+                f["resp"], "%s:%d" % (node.host, node.client_port),
+                f["http"], "%s:%d" % (node.host, node.http_port),
+                f["raft"], "%s:%d" % (node.host, node.peer_port)]
+        if node.starts > 0:
+            argv.append(f["join"])
+        if self.reads == "lease":
+            argv.append(f["lease"])
+        return argv + self.extra_args
+
+    # -- HTTP ------------------------------------------------------------
+
+    @staticmethod
+    def http(node, method, path, body=None, timeout=2.0):
+        """(status, body text) of one HTTP request to ``node``; OSError if unreachable."""
+        url = "http://%s:%d%s" % (node.host, node.http_port, path)
+        data = body.encode() if isinstance(body, str) else body
+        request = urllib.request.Request(url, data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
 
     def status(self, node, timeout=1.0):
         """The node's ``/status`` document (a dict), or ``None``."""
-        url = "http://%s:%d%s" % (node.host, node.http_port, self.STATUS_PATH)
+        if not node.alive or node.paused:
+            return None
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                return json.loads(response.read().decode())
+            code, text = self.http(node, "GET", self.STATUS_PATH, timeout=timeout)
+            return json.loads(text) if code == 200 else None
         except (OSError, ValueError):
             return None
 
     def leader(self, cluster):
-        # Assumed shape: {"role": "leader", ...}; adjust with craftkv.
+        """The node that says it leads; among several (a stale one behind a
+        partition), the one with the highest term."""
+        best = None
         for node in cluster.nodes:
-            if node.alive and not node.paused:
-                status = self.status(node)
-                if status and str(status.get("role", "")).lower() == "leader":
-                    return node.index
-        return None
+            status = self.status(node)
+            if status and status.get("role") == "leader":
+                if best is None or status.get("term", 0) > best[1]:
+                    best = (node.index, status.get("term", 0))
+        return None if best is None else best[0]
 
     def state_hash(self, node):
-        # Assumed: /status carries "state_hash" (over the applied state and
-        # applied index); adjust with craftkv.
-        status = self.status(node)
-        return None if not status else status.get("state_hash")
+        """(hash, applied index) from ``GET /hash``, or ``None``."""
+        if not node.alive or node.paused:
+            return None
+        try:
+            code, text = self.http(node, "GET", self.HASH_PATH, timeout=2.0)
+            doc = json.loads(text) if code == 200 else None
+        except (OSError, ValueError):
+            return None
+        return None if not doc else (doc.get("hash"), doc.get("applied"))
+
+    def voters(self, cluster, timeout=1.0):
+        """The voter ids in the current leader's configuration, or ``None``."""
+        i = self.leader(cluster)
+        status = self.status(cluster.nodes[i], timeout) if i is not None else None
+        if not status or status.get("role") != "leader":
+            return None
+        return {m["id"] for m in status.get("members", []) if m.get("voter")}
+
+    def _on_leader(self, cluster, method, path, body=None, deadline=20.0):
+        """Send an admin call to the leader, retrying (other leader, none yet)
+        until it answers 200 or ``deadline`` seconds pass.  Returns the reply
+        text; raises AdminError with the last answer otherwise.  A retry after
+        a timeout is safe for the calls used here: they are idempotent in
+        effect, and their outcome is confirmed by the caller through /status.
+        """
+        end = time.monotonic() + deadline
+        last = "no leader"
+        while time.monotonic() < end:
+            i = self.leader(cluster)
+            if i is not None:
+                try:
+                    code, text = self.http(cluster.nodes[i], method, path, body,
+                                           timeout=max(1.0, min(8.0, end - time.monotonic())))
+                except OSError as error:
+                    code, text = None, str(error)
+                if code == 200:
+                    return text.strip()
+                last = "%s %s on %s: %s %s" % (method, path, cluster.nodes[i].name, code,
+                                              str(text).strip()[:200])
+            time.sleep(0.2)
+        raise AdminError(last)
+
+    def _wait_voters(self, cluster, predicate, deadline=10.0):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            voters = self.voters(cluster)
+            if voters is not None and predicate(voters):
+                return voters
+            time.sleep(0.1)
+        return None
+
+    # -- the nemesis' admin hooks ------------------------------------------
+
+    def transfer(self, cluster, target):
+        """Ask the leader to hand leadership to node ``target`` (an index)."""
+        node = cluster.nodes[target]
+        return self._on_leader(cluster, "POST", "/admin/transfer/%d" % node.id, deadline=8.0)
+
+    def remove_member(self, cluster, i):
+        """Remove node ``i`` from the configuration; confirmed by the leader's
+        /status (AdminError if it cannot be confirmed: then the node may still
+        be a voter, and its data must not be wiped)."""
+        node = cluster.nodes[i]
+        try:
+            self._on_leader(cluster, "DELETE", "/members/%d" % node.id)
+        except AdminError:
+            pass            # it may have applied anyway: /status decides
+        if self._wait_voters(cluster, lambda v: node.id not in v) is None:
+            raise AdminError("%s is still a voter (or no leader) after DELETE /members/%d"
+                             % (node.name, node.id))
+
+    def add_member(self, cluster, i):
+        """Add node ``i`` back (it must run, started with ``--join`` if wiped)."""
+        node = cluster.nodes[i]
+        if self._wait_voters(cluster, lambda v: node.id in v, deadline=0.5) is not None:
+            return
+        last = None
+        for _ in range(3):
+            try:
+                self._on_leader(cluster, "POST", "/members/%d" % node.id,
+                                "%s:%d" % (node.host, node.peer_port))
+            except AdminError as error:
+                last = error
+            if self._wait_voters(cluster, lambda v: node.id in v, deadline=5.0) is not None:
+                return
+        raise AdminError("%s not a voter after POST /members/%d: %s" % (node.name, node.id, last))
 
 
 class FakeFlavor(Flavor):
@@ -210,7 +339,7 @@ class FakeFlavor(Flavor):
             reply = resp_command(node.host, node.client_port, "STATEHASH")
         except Exception:  # noqa: BLE001 - any failure means "no hash"
             return None
-        return reply if isinstance(reply, str) else None
+        return (reply, None) if isinstance(reply, str) else None
 
 
 class Cluster:
@@ -243,8 +372,11 @@ class Cluster:
             argv = ["ip", "netns", "exec", node.netns] + argv
         os.makedirs(node.data_dir, exist_ok=True)
         with open(node.log_path, "ab") as log:
+            log.write(("--- start %d: %s\n" % (node.starts + 1, " ".join(argv))).encode())
+            log.flush()
             node.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
+        node.starts += 1
         node.paused = False
 
     def start_all(self):
@@ -322,6 +454,8 @@ class Cluster:
             raise RuntimeError("wipe of running node %s" % node.name)
         shutil.rmtree(node.data_dir, ignore_errors=True)
         os.makedirs(node.data_dir, exist_ok=True)
+        with open(node.log_path, "ab") as log:
+            log.write(b"--- data directory wiped\n")
 
     # -- probes --------------------------------------------------------------
 

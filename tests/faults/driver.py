@@ -11,7 +11,7 @@ How an outcome is classified (:func:`classify`):
 * ``ok``: ``+OK`` for SET, a bulk string or nil for GET, ``:1`` for CAS.
 * ``fail`` (certainly not applied): the connection could not be opened, so
   nothing was sent; an error reply listed in ``DEFINITE_ERRORS`` (the server
-  guarantees such a command was not applied, e.g. ``-NOTLEADER``); ``:0`` for
+  guarantees such a command was not applied: only ``-NOTLEADER``); ``:0`` for
   CAS (it did not swap; recorded with ``"error": "mismatch"``).
 * ``info`` (unknown): a timeout or lost connection after the command was
   sent, or any other reply.  The command may or may not have been applied.
@@ -29,9 +29,24 @@ import socket
 import threading
 import time
 
-# Error replies after which the command was certainly not applied.  craftkv's
-# replies are not final; keep this list in step with src/kv/.
-DEFINITE_ERRORS = ("NOTLEADER", "ERR no leader", "ERR not leader", "TRYAGAIN", "LOADING")
+# Error replies after which the command was certainly not applied, as
+# prefixes.  This list decides what the checker may assume, so it holds only
+# what craftkv guarantees (src/kv/server.c host_error_text, src/host/group.c):
+#
+# * ``-NOTLEADER the leader is node N`` is only ever the answer to a proposal
+#   or read that the raft core refused on the spot (CRAFT_ENOTLEADER /
+#   CRAFT_EDROPPED from craft_raft_propose with a leader known): the command
+#   entered no log.  Definite.
+# * ``-CLUSTERDOWN no leader: ...`` is returned both for a refusal with no
+#   leader known AND for a request that waited (the host retries a proposal
+#   that met no leader, and may have proposed it by then) and timed out while
+#   no leader was known.  The two cannot be told apart: unknown.
+# * ``-TIMEOUT ...`` (the server's own request timeout): unknown.
+# * ``-BUSY``, ``-SHUTDOWN``, ``-ERR <host error>``: unknown (not needed to be
+#   definite, and "unknown" is always sound for the checker).
+#
+# The fake server (fake_server.py) never answers an error to GET/SET/CAS.
+DEFINITE_ERRORS = ("NOTLEADER",)
 
 DEFAULT_TIMEOUT = 1.0
 
@@ -195,12 +210,18 @@ def classify(f, reply=None, error=None):
 
 
 def leader_hint(reply):
-    """The ``host:port`` a ``-NOTLEADER host:port`` reply points at, if any."""
+    """Where a ``-NOTLEADER`` reply points: the node id of craftkv's
+    ``NOTLEADER the leader is node N`` (an int), ``(host, port)`` for the
+    ``NOTLEADER host:port`` form, or ``None``."""
     parts = str(reply).split()
+    if not parts or parts[0] != "NOTLEADER":
+        return None
     if len(parts) >= 2 and ":" in parts[1]:
         host, _, port = parts[1].rpartition(":")
         if port.isdigit():
             return host, int(port)
+    if len(parts) >= 2 and parts[-2] == "node" and parts[-1].isdigit():
+        return int(parts[-1])
     return None
 
 
@@ -297,7 +318,9 @@ class Driver:
                     known[key] = outcome["value"] if f == "read" else new
                 elif outcome.get("error") != "mismatch":
                     hint = leader_hint(reply) if isinstance(reply, ReplyError) else None
-                    if hint in self.nodes:
+                    if isinstance(hint, int) and 1 <= hint <= len(self.nodes):
+                        node = hint - 1         # node ids are 1..N in list order
+                    elif hint in self.nodes:
                         node = self.nodes.index(hint)
                     else:
                         node = rng.randrange(len(self.nodes))

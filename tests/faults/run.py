@@ -42,9 +42,10 @@ from report import write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL_FAULTS = ("kill", "pause", "partition", "transfer", "membership", "wipe")
+SKIP = 77   # exit status with --skip-missing when the binary is absent (CTest SKIP_RETURN_CODE)
 MODES = {
-    # Bounded, fixed seed: what CI runs.
-    "ci": {"seed": 1, "duration": 180.0},
+    # Bounded, fixed seed: what CI (the faults_craftkv CTest) runs.
+    "ci": {"seed": 1, "duration": 120.0},
     # As long as asked, random seed (printed for replay).
     "soak": {"seed": None, "duration": 3600.0},
 }
@@ -63,8 +64,10 @@ def parse_args(argv):
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--reads", choices=("index", "lease"), default="index",
                         help="craftkv's read mode (ReadIndex or leader lease)")
-    parser.add_argument("--faults", default="kill,pause,partition",
-                        help="comma-separated from %s, or 'none'" % ",".join(ALL_FAULTS))
+    parser.add_argument("--faults", default=",".join(ALL_FAULTS),
+                        help="comma-separated from %s, or 'none' (default: all; partition "
+                        "needs root, and is skipped with the reason otherwise)"
+                        % ",".join(ALL_FAULTS))
     parser.add_argument("--quiet", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"),
                         help="seconds between faults")
     parser.add_argument("--hold", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
@@ -81,6 +84,10 @@ def parse_args(argv):
     parser.add_argument("--fake-buggy", action="store_true",
                         help="run fake_server.py --buggy (stale reads)")
     parser.add_argument("--out", help="output directory")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="exit %d (skip) with a reason if --binary does not exist" % SKIP)
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="extra craftkv argument (repeatable), e.g. --server-arg=--tick-ms=50")
     args = parser.parse_args(argv)
     mode = MODES[args.mode]
     if args.seed is None:
@@ -98,8 +105,12 @@ def parse_args(argv):
     return args
 
 
-def make_faults(names, network, network_reason):
-    """The fault objects for ``names``; admin-interface faults have no hooks yet."""
+def make_faults(names, network, network_reason, flavor=None):
+    """The fault objects for ``names``; the admin faults get ``flavor``'s hooks
+    (craftkv's HTTP API) when it has them, and are unsupported otherwise."""
+    transfer = getattr(flavor, "transfer", None)
+    remove = getattr(flavor, "remove_member", None)
+    add = getattr(flavor, "add_member", None)
     faults = []
     for name in names:
         if name == "kill":
@@ -112,26 +123,45 @@ def make_faults(names, network, network_reason):
                 fault.reason = network_reason
             faults.append(fault)
         elif name == "transfer":
-            faults.append(LeaderTransferFault())       # hook: craftctl transfer
+            faults.append(LeaderTransferFault(transfer))
         elif name == "membership":
-            faults.append(MembershipFault())           # hooks: craftctl remove/add
+            faults.append(MembershipFault(remove, add))
         elif name == "wipe":
-            faults.append(WipeFault())                 # hooks: craftctl remove/add
+            faults.append(WipeFault(remove, add))
     return faults
 
 
 def wait_converged(cluster, timeout):
-    """Poll state hashes until they agree; (ok or None if unsupported, detail)."""
+    """After healing: do a linearizable read on every node (so each has applied
+    everything committed before it), then poll the state hashes until every
+    node reports the same applied index twice in a row and the same hash.
+    Hashes are compared only between nodes at the same applied index.
+    Returns (True / False / None if unsupported, detail)."""
+    running = [n for n in cluster.nodes if n.alive]
+    for node in running:
+        cluster.flavor.sync_read(node)
     deadline = time.monotonic() + timeout
+    previous = None
     while True:
         hashes = cluster.state_hashes()
         if not hashes or any(h is None for h in hashes.values()):
-            return None, "state-hash hook unsupported or a node did not answer: %s" % hashes
-        if len(set(hashes.values())) == 1:
-            return True, "%d nodes agree" % len(hashes)
-        if time.monotonic() >= deadline:
-            return False, "hashes differ: %s" % hashes
-        time.sleep(0.2)
+            if time.monotonic() >= deadline:
+                return None, "state hash unsupported or a node did not answer: %s" % hashes
+        else:
+            applied = {h[1] for h in hashes.values()}
+            values = {h[0] for h in hashes.values()}
+            stable = hashes == previous
+            if len(applied) == 1 and stable:
+                index = applied.pop()
+                if len(values) == 1:
+                    return True, "%d nodes agree: hash %s at applied index %s" % (
+                        len(hashes), values.pop(), index)
+                return False, "DIVERGED at the same applied index %s: %s" % (index, hashes)
+            if time.monotonic() >= deadline:
+                return False, "applied indexes did not converge within %.0f s: %s" % (
+                    timeout, hashes)
+            previous = hashes
+        time.sleep(0.3)
 
 
 def run(args):
@@ -142,11 +172,13 @@ def run(args):
     if args.fake or args.fake_buggy:
         flavor = FakeFlavor(buggy=args.fake_buggy)
     else:
-        flavor = CraftkvFlavor(args.binary, reads=args.reads)
+        flavor = CraftkvFlavor(args.binary, reads=args.reads,
+                               extra_args=[a for arg in args.server_arg for a in arg.split("=", 1)])
         if not os.path.exists(args.binary):
-            print("error: %s not found (craftkv is not built yet? use --fake to test "
-                  "the harness)" % args.binary, file=sys.stderr)
-            return 2
+            print("%s: %s not found (craftkv is not built yet? use --fake to test "
+                  "the harness)" % ("SKIP" if args.skip_missing else "error", args.binary),
+                  file=sys.stderr)
+            return SKIP if args.skip_missing else 2
     for note in flavor.notes():
         print("note: %s" % note, flush=True)
 
@@ -157,6 +189,8 @@ def run(args):
     driver = nemesis = None
     history = History(os.path.join(args.out, "history.jsonl"))
     info = {"mode": args.mode, "seed": args.seed, "server": flavor.name, "nodes": args.nodes,
+            "command": " ".join([os.path.relpath(sys.argv[0], ROOT) if sys.argv[0] else "run.py"]
+                                + sys.argv[1:]),
             "clients": args.clients, "keys": args.keys, "reads": args.reads,
             "duration_limit_s": args.duration, "ops_limit": args.ops,
             "faults": ",".join(args.faults) or "none", "out": args.out}
@@ -183,7 +217,7 @@ def run(args):
         workload = Workload(keys=args.keys, timeout=args.timeout, max_ops=args.ops,
                             stagger=args.stagger)
         driver = Driver(cluster.client_addresses(), history, workload, args.clients, args.seed)
-        nemesis = Nemesis(cluster, make_faults(args.faults, network, network_reason),
+        nemesis = Nemesis(cluster, make_faults(args.faults, network, network_reason, flavor),
                           random.Random(rng.getrandbits(64)), history.now,
                           quiet=tuple(args.quiet), hold=tuple(args.hold))
         for name, reason in nemesis.unsupported.items():
@@ -209,7 +243,7 @@ def run(args):
         checks["final_reads"] = {"ok": len(finals) == len(workload.keys),
                                  "detail": "%d/%d keys read after healing"
                                  % (len(finals), len(workload.keys))}
-        ok, detail = wait_converged(cluster, 10.0)
+        ok, detail = wait_converged(cluster, 20.0)
         checks["convergence"] = {"ok": ok, "detail": detail}
     except KeyboardInterrupt:
         print("interrupted: stopping the cluster, checking what was recorded", file=sys.stderr)

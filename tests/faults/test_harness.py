@@ -120,8 +120,16 @@ class Driver(unittest.TestCase):
         self.assertEqual(c("read", "v")[:2], ("ok", "v"))
         self.assertEqual(c("cas", 1)[0], "ok")
         self.assertEqual(c("cas", 0)[:3:2], ("fail", "mismatch"))
+        self.assertEqual(c("write", driver.ReplyError("NOTLEADER the leader is node 2"))[0],
+                         "fail")
         self.assertEqual(c("write", driver.ReplyError("NOTLEADER 10.0.0.1:7000"))[0], "fail")
-        self.assertEqual(c("write", driver.ReplyError("ERR no leader"))[0], "fail")
+        # craftkv answers CLUSTERDOWN also after a proposal waited and timed
+        # out with no leader known: it may have applied.
+        self.assertEqual(c("write", driver.ReplyError(
+            "CLUSTERDOWN no leader: the cluster has no leader right now, retry later"))[0], "info")
+        self.assertEqual(c("write", driver.ReplyError(
+            "TIMEOUT the request timed out: it may or may not have been applied"))[0], "info")
+        self.assertEqual(c("cas", driver.ReplyError("BUSY the cluster is overloaded"))[0], "info")
         self.assertEqual(c("write", driver.ReplyError("ERR disk full"))[0], "info")
         self.assertEqual(c("write", error=driver.ConnectFailed("refused"))[0], "fail")
         self.assertEqual(c("write", error=socket.timeout("timed out"))[0], "info")
@@ -129,7 +137,9 @@ class Driver(unittest.TestCase):
 
     def test_leader_hint(self):
         self.assertEqual(driver.leader_hint("NOTLEADER 10.0.0.2:7001"), ("10.0.0.2", 7001))
+        self.assertEqual(driver.leader_hint("NOTLEADER the leader is node 3"), 3)
         self.assertIsNone(driver.leader_hint("NOTLEADER"))
+        self.assertIsNone(driver.leader_hint("CLUSTERDOWN no leader: node 3"))
 
     def test_a_workload_against_a_linearizable_server_is_linearizable(self):
         import checker
@@ -173,18 +183,36 @@ class Flavors(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             binary = os.path.join(tmp, "craftkv")
             with open(binary, "w", encoding="utf-8") as stream:
-                stream.write("#!/bin/sh\necho 'usage: craftkv --id N --listen A --data-dir D'\n")
+                stream.write("#!/bin/sh\necho 'usage: craftkv --id N --resp A --data D'\n")
             os.chmod(binary, 0o755)
             flavor = cluster_mod.CraftkvFlavor(binary, reads="lease")
-            self.assertIn("--peer-listen", flavor.notes()[0])
-            self.assertNotIn("--listen ", flavor.notes()[0] + " ")
+            self.assertIn("--raft", flavor.notes()[0])
+            self.assertNotIn("--resp", flavor.notes()[0])
             c = cluster_mod.Cluster(flavor, 3, tmp)
-            argv = flavor.argv(c.nodes[1], c)
+            node = c.nodes[1]
+            argv = flavor.argv(node, c)
             self.assertEqual(argv[0], binary)
             self.assertEqual(argv[argv.index("--id") + 1], "2")
-            self.assertEqual(argv[argv.index("--reads") + 1], "lease")
+            self.assertEqual(argv[argv.index("--data") + 1], node.data_dir)
+            self.assertEqual(argv[argv.index("--resp") + 1], "127.0.0.1:%d" % node.client_port)
+            self.assertEqual(argv[argv.index("--http") + 1], "127.0.0.1:%d" % node.http_port)
+            self.assertEqual(argv[argv.index("--raft") + 1], "127.0.0.1:%d" % node.peer_port)
+            self.assertIn("--lease-reads", argv)
             peers = argv[argv.index("--peers") + 1].split(",")
-            self.assertEqual([p.split("=")[0] for p in peers], ["1", "2", "3"])
+            self.assertEqual(peers, ["%d=127.0.0.1:%d" % (n.id, n.peer_port) for n in c.nodes])
+            # The first start bootstraps; every later one passes --join, so
+            # a wiped node waits to be added instead of bootstrapping anew.
+            self.assertNotIn("--join", argv)
+            node.starts = 1
+            self.assertIn("--join", flavor.argv(node, c))
+            index = cluster_mod.CraftkvFlavor(binary).argv(c.nodes[0], c)
+            self.assertNotIn("--lease-reads", index)
+
+    def test_the_real_craftkv_help_mentions_every_flag(self):
+        binary = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "craftkv")
+        if not os.path.exists(binary):
+            self.skipTest("craftkv not built at %s" % binary)
+        self.assertEqual(cluster_mod.CraftkvFlavor(binary).notes(), [])
 
     def test_a_missing_binary_is_a_note(self):
         flavor = cluster_mod.CraftkvFlavor("/nonexistent/craftkv")
