@@ -27,13 +27,13 @@
  * craft_host_strerror; leader 0 if unknown or not applicable). */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -457,23 +457,36 @@ static bool run_command(struct node *n, char *line)
 
 /* ---- the command loop ---- */
 
-static volatile sig_atomic_t stop_requested;
+/* SIGTERM and SIGINT stay blocked in every thread (the host's threads
+ * inherit the mask); a thread of their own takes them with sigwait and wakes
+ * the command loop through a pipe, so the stop happens between commands, on
+ * the main thread. (A handler interrupting a blocking pselect would do too,
+ * but ThreadSanitizer defers handlers while the signal is masked, so a
+ * TSan build would never stop.) */
+struct stop_signal {
+    sigset_t set;
+    int pipe[2];
+};
 
-static void on_stop_signal(int sig)
+static void *stop_signal_thread(void *arg)
 {
-    (void)sig;
-    stop_requested = 1;
+    struct stop_signal *s = arg;
+    int sig = 0;
+    while (sigwait(&s->set, &sig) != 0)
+        ;
+    char byte = (char)sig;
+    while (write(s->pipe[1], &byte, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
 }
 
-/* SIGTERM and SIGINT stay blocked everywhere (the host's threads inherit the
- * mask) except inside pselect, so the main thread alone sees them, between
- * commands, and stops cleanly. */
-static void command_loop(struct node *n, const sigset_t *wait_mask)
+/* Runs commands until quit, end of input or a stop signal. */
+static void command_loop(struct node *n, int stop_fd)
 {
     static char buf[LINE_CAP];
     size_t len = 0;
     bool running = true;
-    while (running && !stop_requested) {
+    while (running) {
         char *nl = memchr(buf, '\n', len);
         if (nl != NULL) {
             *nl = '\0';
@@ -491,12 +504,15 @@ static void command_loop(struct node *n, const sigset_t *wait_mask)
             fflush(stdout);
             len = 0;
         }
-        fd_set in;
-        FD_ZERO(&in);
-        FD_SET(STDIN_FILENO, &in);
-        int ready = pselect(STDIN_FILENO + 1, &in, NULL, NULL, NULL, wait_mask);
+        struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                                {.fd = stop_fd, .events = POLLIN}};
+        int ready = poll(fds, 2, -1);
         if (ready < 0) {
             running = errno == EINTR;
+            continue;
+        }
+        if (fds[1].revents != 0) {
+            running = false;
             continue;
         }
         ssize_t got = read(STDIN_FILENO, buf + len, sizeof(buf) - len);
@@ -521,20 +537,18 @@ int main(int argc, char **argv)
     for (uint64_t g = 0; g <= n.groups; g++)
         pthread_mutex_init(&n.fsm[g].lock, NULL);
 
-    sigset_t stop_set, wait_mask;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGTERM);
-    sigaddset(&stop_set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_set, &wait_mask);
-    sigdelset(&wait_mask, SIGTERM);
-    sigdelset(&wait_mask, SIGINT);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    static struct stop_signal stop = {.pipe = {-1, -1}}; /* the thread outlives main */
+    pthread_t stop_thread;
+    sigemptyset(&stop.set);
+    sigaddset(&stop.set, SIGTERM);
+    sigaddset(&stop.set, SIGINT);
     signal(SIGPIPE, SIG_IGN);
+    if (pthread_sigmask(SIG_BLOCK, &stop.set, NULL) != 0 || pipe(stop.pipe) != 0 ||
+        pthread_create(&stop_thread, NULL, stop_signal_thread, &stop) != 0) {
+        fprintf(stderr, "craft-host-node: cannot set up the stop signals\n");
+        goto out_free_fsm;
+    }
+    pthread_detach(stop_thread);
 
     struct craft_host_config cfg;
     craft_host_config_init(&cfg);
@@ -564,7 +578,7 @@ int main(int argc, char **argv)
         goto out_stop_host;
     printf("ready %d\n", craft_host_port(n.host));
     fflush(stdout);
-    command_loop(&n, &wait_mask);
+    command_loop(&n, stop.pipe[0]);
     status = 0;
 out_stop_host:
     craft_host_stop(n.host);
