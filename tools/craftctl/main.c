@@ -248,7 +248,7 @@ static void print_table(const struct ctl_node *nodes, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         if (!nodes[i].ok)
-            printf("unreachable: %s\n", nodes[i].err);
+            printf("no status: %s\n", nodes[i].err);
     if (leader < 0)
         printf("no leader known\n");
 }
