@@ -534,13 +534,13 @@ class CraftkvTest(unittest.TestCase):
             eq(cli(F, "EXISTS", "a", raw=False), "(integer) 0")  # MSET is all or nothing
             eq(cli(F, "SET", "K" * 500, "v"), "OK")
             # --max-value-size 1000 on every node
-            eq(cli(F, "SET", "big", "v" * 1001), "ERR value too large (max 1000 bytes)")
-            eq(cli(L, "MSET", "a", "1", "big", "v" * 1001), "ERR value too large (max 1000 bytes)")
+            eq(cli(F, "SET", "bigval", "v" * 1001), "ERR value too large (max 1000 bytes)")
+            eq(cli(L, "MSET", "a", "1", "bigval", "v" * 1001), "ERR value too large (max 1000 bytes)")
             eq(cli(L, "SET", "casbig", "B"), "OK")
             eq(cli(L, "CAS", "casbig", "B", "v" * 1001), "ERR value too large (max 1000 bytes)")
             eq(cli(L, "GET", "casbig"), "B")
-            eq(cli(L, "APPEND", "big", "v" * 1001), "ERR value too large (max 1000 bytes)")
-            eq(cli(L, "EXISTS", "big", "a"), "0")
+            eq(cli(L, "APPEND", "bigval", "v" * 1001), "ERR value too large (max 1000 bytes)")
+            eq(cli(L, "EXISTS", "bigval", "a"), "0")
             eq(cli(F, "SET", "okv", "v" * 1000), "OK")
             eq(cli(L, "APPEND", "okv", "x"), "ERR value too large (max 1000 bytes)")
             eq(cli(L, "STRLEN", "okv"), "1000")
