@@ -1309,14 +1309,20 @@ static void http_request(struct conn *c, struct kv_http_request *rq)
             http_text(c, sl, 404, "no such admin call\n", ka);
             return;
         }
-        char body[160];
-        if (rc == 0)
-            snprintf(body, sizeof(body), "ok%s%" PRIu64 "\n", index ? " index " : "",
-                     index ? index : (uint64_t)0);
-        else
-            snprintf(body, sizeof(body), "%s\n", craft_host_strerror(rc));
-        if (rc == 0 && index == 0)
+        char body[200], ebuf[128];
+        if (rc == 0 && index != 0) {
+            snprintf(body, sizeof(body), "ok index %" PRIu64 "\n", index);
+        } else if (rc == 0) {
             snprintf(body, sizeof(body), "ok\n");
+        } else {
+            /* Name the leader, as the other calls do, so the caller can go there. */
+            uint64_t leader = 0;
+            struct craft_group_status *st = malloc(sizeof(*st));
+            if (st != NULL && craft_host_group_status(s->host, s->cfg.group_id, st) == 0)
+                leader = st->raft.leader;
+            free(st);
+            snprintf(body, sizeof(body), "%s\n", host_error_text(rc, leader, ebuf, sizeof(ebuf)));
+        }
         http_text(c, sl, rc == 0 ? 200 : http_status_of(rc), body, ka);
         return;
     }
