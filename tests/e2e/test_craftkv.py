@@ -24,7 +24,11 @@ records exactly which writes were acknowledged).
                        snapshot, serves linearizable reads, is removed
                        (DELETE /members/4) and leaves every member list
   test_5_bad_input     malformed RESP and HTTP get an error or a closed
-                       connection; the node keeps serving (PING, GET)
+                       connection; the node keeps serving (PING, GET); the
+                       default 1 MiB value limit (redis-cli -x)
+  test_6_configured_limits  --max-key-size / --max-value-size below the
+                       store's own: every key and value of a command, the
+                       right error for each, APPEND growth, HTTP
 
 Waits poll with a deadline that is only a safety bound (generous); no
 assertion depends on timing. Only processes this test started are stopped
@@ -972,6 +976,48 @@ class CraftkvTest(unittest.TestCase):
             self.assertEqual(c.status(node)["node_id"], node)
             for n in c.nodes:
                 self.assertTrue(c.nodes[n].alive(), "node %d died" % n)
+
+
+class CraftkvLimitsTest(unittest.TestCase):
+    """test_6: --max-key-size and --max-value-size, set below the store's
+    own limits, apply to every key and every value of RESP commands (not
+    only the first argument), with the right error for each, and to HTTP."""
+
+    def test_6_configured_limits(self):
+        c = Cluster(1, ["--quiet", "--max-key-size", "100", "--max-value-size", "50"])
+        self.addCleanup(c.close)
+        cli = c.cli
+        problems = []
+
+        def eq(got, want):
+            if got != want:
+                where = sys._getframe(1).f_lineno
+                src = linecache.getline(__file__, where).strip()[:100]
+                problems.append("line %d [%s]: got %.120r, want %r" % (where, src, got, want))
+
+        with Step("configured key and value limits"):
+            k60, k100, k101 = "k" * 60, "k" * 100, "k" * 101
+            # a key longer than --max-value-size but within --max-key-size
+            eq(cli(1, "SET", k60, "v"), "OK")
+            eq(cli(1, "SET", k100, "v" * 50), "OK")
+            eq(cli(1, "GET", k60), "v")
+            eq(cli(1, "EXISTS", k60, k100), "2")
+            eq(cli(1, "SET", k101, "v"), "ERR key too large (max 100 bytes)")
+            # every key of a multi-key write, not only the first argument
+            eq(cli(1, "MSET", "a", "1", k101, "v"), "ERR key too large (max 100 bytes)")
+            eq(cli(1, "EXISTS", "a", k101), "0")
+            eq(cli(1, "SET", "val", "v" * 51), "ERR value too large (max 50 bytes)")
+            eq(cli(1, "MSET", "a", "1", "b", "v" * 51), "ERR value too large (max 50 bytes)")
+            eq(cli(1, "EXISTS", "a", "b", "val"), "0")
+            # APPEND may not grow a value past the limit
+            eq(cli(1, "SET", "app", "v" * 50), "OK")
+            eq(cli(1, "APPEND", "app", "x"), "ERR value too large (max 50 bytes)")
+            eq(cli(1, "STRLEN", "app"), "50")
+            eq(c.curl(1, "PUT", "/kv/" + k101, "v")[0], 400)
+            eq(c.curl(1, "PUT", "/kv/val", "v" * 51)[0], 413)
+            eq(c.curl(1, "PUT", "/kv/" + k60, "w")[0], 204)
+            eq(cli(1, "KEYS", "*").split("\n").count(k101), 0)
+        self.assertEqual(problems, [], "wrong replies:\n" + "\n".join(problems))
 
 
 def _mget_ok(out):
