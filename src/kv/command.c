@@ -44,19 +44,25 @@ static bool is_key_arg(uint8_t op, size_t i)
     }
 }
 
-static int check_sizes(const struct kv_cmd *cmd, char *err, size_t err_cap)
+int kv_cmd_check_limits(const struct kv_cmd *cmd, size_t max_key, size_t max_value, char *err,
+                        size_t err_cap)
 {
     for (size_t i = 0; i < cmd->argc; i++) {
-        if (is_key_arg(cmd->op, i) && cmd->argv[i].len > KV_MAX_KEY_SIZE) {
-            snprintf(err, err_cap, "ERR key too large (max %d bytes)", KV_MAX_KEY_SIZE);
+        if (is_key_arg(cmd->op, i) && cmd->argv[i].len > max_key) {
+            snprintf(err, err_cap, "ERR key too large (max %zu bytes)", max_key);
             return -1;
         }
-        if (!is_key_arg(cmd->op, i) && cmd->argv[i].len > KV_MAX_VALUE_SIZE) {
-            snprintf(err, err_cap, "ERR value too large (max %d bytes)", KV_MAX_VALUE_SIZE);
+        if (!is_key_arg(cmd->op, i) && cmd->argv[i].len > max_value) {
+            snprintf(err, err_cap, "ERR value too large (max %zu bytes)", max_value);
             return -1;
         }
     }
     return 0;
+}
+
+static int check_sizes(const struct kv_cmd *cmd, char *err, size_t err_cap)
+{
+    return kv_cmd_check_limits(cmd, KV_MAX_KEY_SIZE, KV_MAX_VALUE_SIZE, err, err_cap);
 }
 
 static int parse_set_options(size_t argc, const struct kv_slice *argv, struct kv_cmd *out,
@@ -168,7 +174,7 @@ int kv_batch_add(struct kv_buf *b, const struct kv_cmd *cmd)
     kv_buf_append_u8(b, cmd->op);
     kv_buf_append_u8(b, cmd->flags);
     kv_buf_append_u32(b, (uint32_t)cmd->argc);
-    if (cmd->op == KV_OP_INCRBY)
+    if (cmd->op == KV_OP_INCRBY || (cmd->op == KV_OP_APPEND && (cmd->flags & KV_APPEND_LIMIT)))
         kv_buf_append_u64(b, (uint64_t)cmd->delta);
     for (size_t i = 0; i < cmd->argc; i++) {
         kv_buf_append_u32(b, (uint32_t)cmd->argv[i].len);
@@ -192,7 +198,7 @@ static bool shape_ok(uint8_t op, uint8_t flags, uint32_t argc)
     case KV_OP_INCRBY:
         return argc == 1 && flags == 0;
     case KV_OP_APPEND:
-        return argc == 2 && flags == 0;
+        return argc == 2 && (flags & ~KV_APPEND_LIMIT) == 0;
     case KV_OP_MSET:
         return argc >= 2 && argc % 2 == 0 && flags == 0;
     case KV_OP_CAS:
@@ -219,11 +225,13 @@ static int read_command(struct kv_batch_reader *r, struct kv_cmd *cmd, bool stor
     cmd->delta = 0;
     if (!shape_ok(cmd->op, cmd->flags, argc) || argc > KV_CMD_MAX_ARGS || argc > (len - pos) / 4)
         return -1;
-    if (cmd->op == KV_OP_INCRBY) {
+    if (cmd->op == KV_OP_INCRBY || (cmd->op == KV_OP_APPEND && (cmd->flags & KV_APPEND_LIMIT))) {
         if (len - pos < 8)
             return -1;
         cmd->delta = (int64_t)le_get_u64(p + pos);
         pos += 8;
+        if (cmd->op == KV_OP_APPEND && (cmd->delta <= 0 || cmd->delta > KV_MAX_VALUE_SIZE))
+            return -1;
     }
     if (store && argc > r->argv_cap) {
         struct kv_slice *argv = realloc(r->argv, argc * sizeof(*argv));

@@ -47,6 +47,9 @@ enum kv_op {
 
 #define KV_SET_NX 0x1
 #define KV_SET_XX 0x2
+/* APPEND with its own limit on the resulting length, carried in delta (the
+ * proposer's --max-value-size: in the log, so every replica agrees). */
+#define KV_APPEND_LIMIT 0x4
 
 /* One write command. argv borrows: from the client's request when parsed,
  * from the batch (and the reader's array) when decoded. */
@@ -66,6 +69,12 @@ struct kv_cmd {
  * expire in craftkv. */
 int kv_cmd_parse(size_t argc, const struct kv_slice *argv, struct kv_cmd *out, char *err,
                  size_t err_cap);
+
+/* Checks cmd's keys against max_key and its values against max_value
+ * bytes: 0, or -1 with Redis-style text in err ("ERR key too large (max N
+ * bytes)"). kv_cmd_parse checks the built-in limits already. */
+int kv_cmd_check_limits(const struct kv_cmd *cmd, size_t max_key, size_t max_value, char *err,
+                        size_t err_cap);
 
 /* Starts an empty batch in b (which should be empty). */
 int kv_batch_init(struct kv_buf *b);

@@ -835,26 +835,19 @@ static void dispatch(struct conn *c, struct batch *b, size_t argc, const struct 
     const struct kv_slice *name = &argv[0];
     struct kv_cmd cmd;
     char err[160];
-    /* The server's own limits (flags), tighter than the store's. */
-    for (size_t i = 1; i < argc; i++) {
-        if (argv[i].len > s->cfg.max_value_size) {
+    int w = kv_cmd_parse(argc, argv, &cmd, err, sizeof(err));
+    if (w == 0) {
+        /* The server's own limits (flags), tighter than the store's. */
+        if (kv_cmd_check_limits(&cmd, s->cfg.max_key_size, s->cfg.max_value_size, err,
+                                sizeof(err)) != 0) {
             batch_flush(c, b);
-            snprintf(err, sizeof(err), "ERR value too large (max %zu bytes)",
-                     s->cfg.max_value_size);
             reply_error(c, err);
             return;
         }
-    }
-    if (argc >= 2 && argv[1].len > s->cfg.max_key_size && !name_is(name, "echo") &&
-        !name_is(name, "ping") && !name_is(name, "hello") && !name_is(name, "client") &&
-        !name_is(name, "config") && !name_is(name, "info") && !name_is(name, "keys")) {
-        batch_flush(c, b);
-        snprintf(err, sizeof(err), "ERR key too large (max %zu bytes)", s->cfg.max_key_size);
-        reply_error(c, err);
-        return;
-    }
-    int w = kv_cmd_parse(argc, argv, &cmd, err, sizeof(err));
-    if (w == 0) {
+        if (cmd.op == KV_OP_APPEND && s->cfg.max_value_size < KV_MAX_VALUE_SIZE) {
+            cmd.flags |= KV_APPEND_LIMIT;
+            cmd.delta = (int64_t)s->cfg.max_value_size;
+        }
         if (batch_add(c, b, &cmd) != 0)
             reply_error(c, "ERR out of memory");
         return;
@@ -867,6 +860,7 @@ static void dispatch(struct conn *c, struct batch *b, size_t argc, const struct 
     }
     struct slot *sl;
     if (is_read_command(name)) {
+        /* An oversized key cannot exist: reads of one find nothing. */
         start_read(c, argc, argv);
     } else if (name_is(name, "ping")) {
         if ((sl = reply_now(c)) != NULL) {

@@ -274,9 +274,10 @@ static int exec_append(struct kv_store *s, MDB_txn *txn, const struct kv_cmd *cm
     if (!found)
         old.mv_size = 0;
     len = old.mv_size + cmd->argv[1].len;
-    if (len > KV_MAX_VALUE_SIZE) {
+    size_t limit = (cmd->flags & KV_APPEND_LIMIT) ? (size_t)cmd->delta : KV_MAX_VALUE_SIZE;
+    if (len > limit) {
         char text[64];
-        snprintf(text, sizeof(text), "ERR value too large (max %d bytes)", KV_MAX_VALUE_SIZE);
+        snprintf(text, sizeof(text), "ERR value too large (max %zu bytes)", limit);
         return kv_reply_err(replies, text);
     }
     /* The old value lives in the map and may move once we write: copy. */

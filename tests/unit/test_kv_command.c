@@ -100,10 +100,16 @@ static void test_batch_round_trips(void **state)
     struct kv_slice set_args[] = {{"key", 3}, {"va\0lue", 6}};
     struct kv_slice del_args[] = {{"a", 1}, {"", 0}, {"c", 1}};
     struct kv_slice incr_args[] = {{"n", 1}};
+    struct kv_slice append_args[] = {{"k", 1}, {"tail", 4}};
     struct kv_cmd in[] = {
         {.op = KV_OP_SET, .flags = KV_SET_XX, .argc = 2, .argv = set_args},
         {.op = KV_OP_DEL, .argc = 3, .argv = del_args},
         {.op = KV_OP_INCRBY, .delta = INT64_MIN, .argc = 1, .argv = incr_args},
+        {.op = KV_OP_APPEND,
+         .flags = KV_APPEND_LIMIT,
+         .delta = 1000,
+         .argc = 2,
+         .argv = append_args},
     };
     struct kv_batch_reader r;
     struct kv_cmd out;
@@ -112,11 +118,11 @@ static void test_batch_round_trips(void **state)
 
     kv_buf_init(&b);
     assert_int_equal(kv_batch_init(&b), 0);
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 4; i++)
         assert_int_equal(kv_batch_add(&b, &in[i]), 0);
-    assert_int_equal(kv_batch_count(&b), 3);
+    assert_int_equal(kv_batch_count(&b), 4);
     assert_int_equal(kv_batch_reader_init(&r, b.data, b.len), 0);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         assert_int_equal(kv_batch_reader_next(&r, &out), 1);
         assert_int_equal(out.op, in[i].op);
         assert_int_equal(out.flags, in[i].flags);
@@ -139,6 +145,27 @@ static void test_batch_round_trips(void **state)
     assert_int_equal(kv_batch_reader_init(&r, b.data, b.len), -1);
     kv_batch_reader_free(&r);
     kv_buf_free(&b);
+}
+
+/* An APPEND's own limit travels in the log; a limit of 0 or above the
+ * store's maximum is malformed. */
+static void test_append_limit_is_bounded(void **state)
+{
+    struct kv_slice args[] = {{"k", 1}, {"v", 1}};
+    struct kv_cmd cmd = {.op = KV_OP_APPEND, .flags = KV_APPEND_LIMIT, .argc = 2, .argv = args};
+    int64_t bad[] = {0, -1, (int64_t)KV_MAX_VALUE_SIZE + 1};
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        struct kv_buf b;
+        struct kv_batch_reader r;
+        kv_buf_init(&b);
+        cmd.delta = bad[i];
+        assert_int_equal(kv_batch_init(&b), 0);
+        assert_int_equal(kv_batch_add(&b, &cmd), 0);
+        assert_int_equal(kv_batch_reader_init(&r, b.data, b.len), -1);
+        kv_batch_reader_free(&r);
+        kv_buf_free(&b);
+    }
 }
 
 static void test_hostile_batches_are_rejected(void **state)
@@ -222,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_wrong_requests_get_redis_errors),
         cmocka_unit_test(test_batch_round_trips),
         cmocka_unit_test(test_hostile_batches_are_rejected),
+        cmocka_unit_test(test_append_limit_is_bounded),
         cmocka_unit_test(test_replies_render_in_either_protocol),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
