@@ -268,6 +268,10 @@ int craft_tcp_port(const struct craft_tcp_transport *t);
  * or this node, an address that does not parse) or CRAFT_ENOMEM. */
 int craft_tcp_set_peer(struct craft_tcp_transport *t, uint64_t node_id, const char *address);
 
+/* Parses a numeric address, "a.b.c.d:port" or "[v6]:port" (port 0..65535),
+ * into *addr: 0 or CRAFT_EINVAL. Any thread. */
+int craft_tcp_parse_address(const char *address, struct sockaddr_storage *addr);
+
 /* Forgets node_id: closes its connection and drops its queued messages.
  * Returns 0 or CRAFT_EINVAL if the node is not known. */
 int craft_tcp_remove_peer(struct craft_tcp_transport *t, uint64_t node_id);

@@ -205,7 +205,11 @@ int craft_host_add_member(struct craft_host *h, uint64_t group_id, uint64_t node
                           const char *address, uint32_t role, uint32_t timeout_ms,
                           craft_host_done_cb cb, void *arg)
 {
-    if (node_id == 0 || (address != NULL && strlen(address) > HOST_ADDRESS_MAX))
+    struct sockaddr_storage sa;
+    /* Refused now rather than after the change commits with a member nobody
+     * can reach. */
+    if (node_id == 0 || (address != NULL && (strlen(address) > HOST_ADDRESS_MAX ||
+                                             craft_tcp_parse_address(address, &sa) != 0)))
         return CRAFT_EINVAL;
     if (role != CRAFT_ROLE_FOLLOWER && role != CRAFT_ROLE_NON_VOTING && role != CRAFT_ROLE_WITNESS)
         return CRAFT_EINVAL;

@@ -85,8 +85,11 @@ static int bootstrap(struct craft_host *h, const struct craft_group_config *cfg,
     bool self = false;
     for (uint32_t i = 0; i < cfg->n_members; i++) {
         const struct craft_member *m = &cfg->members[i];
-        if (m->id == 0 || (m->address != NULL && strlen(m->address) > HOST_ADDRESS_MAX)) {
-            snprintf(err, err_cap, "bootstrap: member %u has id 0 or an address too long", i);
+        struct sockaddr_storage sa;
+        if (m->id == 0 || (m->address != NULL && (strlen(m->address) > HOST_ADDRESS_MAX ||
+                                                  craft_tcp_parse_address(m->address, &sa) != 0))) {
+            snprintf(err, err_cap,
+                     "bootstrap: member %u has id 0 or an address that is not ip:port", i);
             return CRAFT_EINVAL;
         }
         self = self || m->id == h->cfg.node_id;

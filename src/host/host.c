@@ -258,7 +258,9 @@ bool host_get_address(struct craft_host *h, uint64_t node_id, char *buf, size_t 
 
 int craft_host_set_address(struct craft_host *h, uint64_t node_id, const char *address)
 {
-    if (node_id == 0 || address == NULL || strlen(address) > HOST_ADDRESS_MAX)
+    struct sockaddr_storage sa;
+    if (node_id == 0 || address == NULL || strlen(address) > HOST_ADDRESS_MAX ||
+        craft_tcp_parse_address(address, &sa) != 0)
         return CRAFT_EINVAL;
     struct req *r = calloc(1, sizeof(*r));
     if (r == NULL)

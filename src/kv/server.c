@@ -1,6 +1,8 @@
 /* craftkv's server: see server.h. */
 #include "kv/server.h"
 
+#include <craft/transport.h>
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -1518,23 +1520,12 @@ static void on_connection(uv_stream_t *listener, int status)
 static int listen_on(struct kv_server *s, uv_tcp_t *t, const char *address, char *err,
                      size_t err_cap)
 {
-    char host[64];
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL || (size_t)(colon - address) >= sizeof(host)) {
+    struct sockaddr_storage sa;
+    if (craft_tcp_parse_address(address, &sa) != 0) {
         snprintf(err, err_cap, "bad address %s (want ip:port)", address);
         return CRAFT_EINVAL;
     }
-    memcpy(host, address, (size_t)(colon - address));
-    host[colon - address] = '\0';
-    int port = atoi(colon + 1);
-    struct sockaddr_storage sa;
-    int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&sa);
-    if (rc != 0)
-        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa);
-    if (rc != 0) {
-        snprintf(err, err_cap, "bad address %s: %s", address, uv_strerror(rc));
-        return CRAFT_EINVAL;
-    }
+    int rc;
     uv_tcp_init(&s->loop, t);
     t->data = s;
     rc = uv_tcp_bind(t, (const struct sockaddr *)&sa, 0);

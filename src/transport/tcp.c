@@ -175,8 +175,7 @@ struct craft_tcp_transport {
  * Helpers.
  * ------------------------------------------------------------------------ */
 
-/* "a.b.c.d:port" or "[v6]:port" into addr. */
-static int parse_address(const char *address, struct sockaddr_storage *addr)
+int craft_tcp_parse_address(const char *address, struct sockaddr_storage *addr)
 {
     char host[64];
     const char *colon;
@@ -1390,7 +1389,7 @@ int craft_tcp_create_err(uv_loop_t *loop, const struct craft_tcp_config *cfg,
                   "callbacks without the others)");
         return CRAFT_EINVAL;
     }
-    if (cfg->listen_address != NULL && parse_address(cfg->listen_address, &addr) != 0) {
+    if (cfg->listen_address != NULL && craft_tcp_parse_address(cfg->listen_address, &addr) != 0) {
         set_error(err, err_cap, "listen address %s does not parse", cfg->listen_address);
         return CRAFT_EINVAL;
     }
@@ -1511,7 +1510,7 @@ int craft_tcp_set_peer(struct craft_tcp_transport *t, uint64_t node_id, const ch
     char *copy;
 
     if (t->closing || node_id == 0 || node_id == t->cfg.node_id ||
-        parse_address(address, &addr) != 0)
+        craft_tcp_parse_address(address, &addr) != 0)
         return CRAFT_EINVAL;
     p = find_peer(t, node_id);
     if (p != NULL && strcmp(p->address, address) == 0)

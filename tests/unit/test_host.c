@@ -476,6 +476,13 @@ static void test_errors_say_what_to_do(void **state)
     assert_int_equal(craft_host_start_group(c->nodes[0].host, &g, err, sizeof(err)),
                      CRAFT_ENOGROUP);
     assert_non_null(strstr(err, "no data"));
+    /* An address nobody could reach is refused before anything is proposed. */
+    assert_int_equal(craft_host_add_member_sync(c->nodes[0].host, 1, 9, "nonsense",
+                                                CRAFT_ROLE_FOLLOWER, 100, NULL),
+                     CRAFT_EINVAL);
+    assert_int_equal(craft_host_add_member_sync(c->nodes[0].host, 1, 9, "999.1.1.1:99999",
+                                                CRAFT_ROLE_FOLLOWER, 100, NULL),
+                     CRAFT_EINVAL);
     cluster_free(c);
 }
 
