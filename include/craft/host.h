@@ -48,6 +48,9 @@
 #include <stdint.h>
 
 #include "raft.h"
+#include "snapshot.h"
+#include "transport.h"
+#include "wal.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -132,6 +135,42 @@ struct craft_fsm {
 typedef int (*craft_fsm_factory)(void *arg, uint64_t group_id, struct craft_fsm *out);
 
 /* ------------------------------------------------------------------------
+ * The transport as an interface (hashicorp raft's Transport). The built-in
+ * one is the TCP transport of include/craft/transport.h; a program may give
+ * its own in craft_host_config.transport. Every call and every handler runs
+ * on the host's loop thread.
+ * ------------------------------------------------------------------------ */
+
+/* What the host handles; the meaning of each is transport.h's callback of
+ * the same name. */
+struct craft_transport_handlers {
+    void *data;
+    void (*on_message)(void *data, uint64_t group_id, const struct craft_message *m);
+    void (*on_unreachable)(void *data, uint64_t node_id);
+    int (*on_snapshot_begin)(void *data, uint64_t group_id, const struct craft_message *m,
+                             void **sink);
+    int (*on_snapshot_chunk)(void *data, void *sink, uint64_t offset, const void *buf, size_t len);
+    int (*on_snapshot_end)(void *data, void *sink, bool ok);
+};
+
+struct craft_transport_iface {
+    void *data;
+    /* Starts on the host's loop, delivering to handlers (valid until close). */
+    int (*start)(void *data, uv_loop_t *loop, const struct craft_transport_handlers *handlers,
+                 char *err, size_t err_cap);
+    int (*port)(void *data); /* the listening port, or < 0 */
+    int (*set_peer)(void *data, uint64_t node_id, const char *address);
+    /* As craft_tcp_send and craft_tcp_send_snapshot. */
+    int (*send)(void *data, uint64_t group_id, const struct craft_message *m);
+    int (*send_snapshot)(void *data, uint64_t group_id, const struct craft_message *m,
+                         struct craft_snapshot_source src, craft_tcp_snapshot_done_cb done,
+                         void *arg);
+    void (*stats)(void *data, struct craft_tcp_stats *out); /* may be NULL */
+    /* Stops: closes its handles on the loop; no handler runs afterwards. */
+    void (*close)(void *data);
+};
+
+/* ------------------------------------------------------------------------
  * Host configuration.
  * ------------------------------------------------------------------------ */
 
@@ -152,6 +191,14 @@ struct craft_host_config {
     const char *tls_cert_file, *tls_key_file, *tls_ca_file;
     bool no_sync;              /* never fdatasync: benchmarks of the CPU path only, NOT durable */
     uint64_t wal_segment_size; /* 0: the WAL's default */
+    /* Replaceable parts (hashicorp raft's LogStore / SnapshotStore /
+     * Transport). NULL: the built-ins (the WAL in data_dir/wal, the snapshot
+     * store in data_dir/snapshots, TCP on listen_address). Given ones stay
+     * the caller's: the host never closes them, and they must outlive it. A
+     * log store without the two-phase calls is synced on the loop thread. */
+    struct craft_log_store *log_store;
+    struct craft_snapshot_iface *snapshot_store;
+    struct craft_transport_iface *transport;
     /* Log lines; NULL: stderr, INFO and above. Any thread. */
     void (*log)(void *arg, int level, const char *message);
     void *log_arg;

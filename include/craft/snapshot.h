@@ -98,8 +98,41 @@ struct craft_snapshot_info {
  * into out, *n the total. group 0: every group. */
 int craft_snapshot_list(struct craft_snapshot_store *store, uint64_t group,
                         struct craft_snapshot_info *out, size_t cap, size_t *n);
-/* Deletes all but the newest keep snapshots of group. */
+/* Deletes all but the newest keep snapshots of group (0: every one). */
 int craft_snapshot_retain(struct craft_snapshot_store *store, uint64_t group, uint32_t keep);
+
+/* ---- the snapshot store as an interface ----
+ *
+ * What the host runtime (include/craft/host.h) needs of a snapshot store; the
+ * store above is the default, and a program may give its own. Readers and
+ * writers are the implementation's. Threads: the host serialises the
+ * store-level calls (open_newest, write_begin, write_finish, newest,
+ * remove_group) under one lock; a reader or writer is used by one thread at
+ * a time. Errors as above. */
+struct craft_snapshot_iface {
+    void *data;
+    /* The newest complete, verified snapshot of group: *reader and *meta
+     * (valid until reader_close). CRAFT_STORAGE_ENOENT if there is none. */
+    int (*open_newest)(void *data, uint64_t group, void **reader,
+                       const struct craft_snapshot_meta **meta);
+    int (*read)(void *reader, void *buf, size_t cap, size_t *n); /* *n 0 at the end */
+    void (*reader_close)(void *reader);
+    /* A new snapshot of group with meta; data written in order from offset 0;
+     * durable and visible to open_newest only once write_finish returned 0. */
+    int (*write_begin)(void *data, uint64_t group, const struct craft_snapshot_meta *meta,
+                       void **writer);
+    int (*write)(void *writer, uint64_t offset, const void *buf, size_t len);
+    int (*write_finish)(void *data, void *writer);
+    void (*write_abort)(void *writer);
+    /* Index of group's newest snapshot, 0 for none. */
+    int (*newest)(void *data, uint64_t group, uint64_t *index);
+    /* Deletes every snapshot of group. */
+    int (*remove_group)(void *data, uint64_t group);
+    const char *(*errmsg)(void *data);
+};
+
+/* This store as an interface, valid until the store is closed. */
+struct craft_snapshot_iface *craft_snapshot_store_iface(struct craft_snapshot_store *store);
 
 /* ---- recovery across log and snapshots ----
  *

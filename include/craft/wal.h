@@ -71,6 +71,14 @@ const char *craft_storage_strerror(int rc);
  * Groups are created by their first write. Reads of a group never written
  * see an empty log: first index 1, last index 0, zero hard state.
  * ------------------------------------------------------------------------ */
+/* The token of a two-phase commit (see write_pending below): the store's,
+ * filled by write_pending, passed back to sync_run and sync_done. */
+struct craft_wal_sync {
+    struct craft_vfs_file *file_; /* private */
+    struct craft_vfs *vfs_;       /* private */
+    int status_;                  /* private */
+};
+
 struct craft_log_store {
     void *data;
 
@@ -119,6 +127,22 @@ struct craft_log_store {
 
     /* Makes every write so far durable, for every group (blocking). */
     int (*sync)(void *data);
+    /* Group commit in two phases, so the caller keeps working while the
+     * disk flushes (optional: all four NULL, and the host calls sync on its
+     * loop thread instead). write_pending writes what is buffered without
+     * making it durable and fills *token; sync_run makes it durable and may
+     * run on any thread (it touches only what the token holds); sync_done,
+     * back on the caller's thread, records the outcome (a failure is
+     * fail-stop). Everything written before write_pending is durable once
+     * sync_done returned 0. Between write_pending and sync_done the other
+     * calls may run (on the caller's thread), but not write_pending or sync.
+     * pending_bytes says how much is buffered. */
+    int (*write_pending)(void *data, struct craft_wal_sync *token);
+    int (*sync_run)(struct craft_wal_sync *token);
+    int (*sync_done)(void *data, struct craft_wal_sync *token);
+    size_t (*pending_bytes)(void *data);
+    /* The last error's message with its context (never NULL). */
+    const char *(*errmsg)(void *data);
     /* The view of one group as raft.h's read interface, valid until the group
      * is removed or the store closed. NULL if out of memory. */
     const struct craft_storage *(*storage)(void *data, uint64_t group);
@@ -188,11 +212,7 @@ int craft_wal_commit(struct craft_wal *wal);
  * craft_wal_write durable. Between write and sync_done the caller may append,
  * save and read (they touch memory only) but must not call craft_wal_write,
  * craft_wal_commit or craft_wal_close. The sync struct is the caller's. */
-struct craft_wal_sync {
-    struct craft_vfs_file *file_; /* private */
-    struct craft_vfs *vfs_;       /* private */
-    int status_;                  /* private */
-};
+
 int craft_wal_write(struct craft_wal *wal, struct craft_wal_sync *sync);
 int craft_wal_sync_run(struct craft_wal_sync *sync);
 int craft_wal_sync_done(struct craft_wal *wal, const struct craft_wal_sync *sync);

@@ -148,7 +148,8 @@ static int encode_section(struct apply_group *ag, bool with_fsm, struct buf *b)
 /* A reader over a snapshot store reader, with a little look-ahead so the
  * host's section can be parsed before the rest goes to the state machine. */
 struct snap_in {
-    struct craft_snapshot_reader *r;
+    struct craft_snapshot_iface *snaps;
+    void *r;
     uint8_t buf[SNAP_CHUNK];
     size_t pos, len;
 };
@@ -158,7 +159,7 @@ static int in_fill(struct snap_in *in)
     if (in->pos < in->len)
         return 0;
     size_t n = 0;
-    int rc = craft_snapshot_read(in->r, in->buf, sizeof(in->buf), &n);
+    int rc = in->snaps->read(in->r, in->buf, sizeof(in->buf), &n);
     in->pos = 0;
     in->len = n;
     return rc;
@@ -317,14 +318,15 @@ static int decode_section(struct apply_group *ag, struct snap_in *in, bool *with
 /* ---- taking and restoring snapshots ---- */
 
 struct snap_out {
-    struct craft_snapshot_writer *w;
+    struct craft_snapshot_iface *snaps;
+    void *w;
     uint64_t offset;
 };
 
 static int out_write(void *data, const void *buf, size_t len)
 {
     struct snap_out *o = data;
-    int rc = craft_snapshot_write(o->w, o->offset, buf, len);
+    int rc = o->snaps->write(o->w, o->offset, buf, len);
     if (rc == 0)
         o->offset += len;
     return rc;
@@ -334,14 +336,14 @@ static int write_snapshot(struct craft_host *h, uint64_t group_id,
                           const struct craft_snapshot_meta *meta, struct apply_group *ag,
                           bool with_fsm)
 {
-    struct craft_snapshot_writer *w = NULL;
+    void *w = NULL;
     struct buf section = {0};
     pthread_mutex_lock(&h->snap_lock);
-    int rc = craft_snapshot_write_begin(h->snaps, group_id, meta, &w);
+    int rc = h->snaps->write_begin(h->snaps->data, group_id, meta, &w);
     pthread_mutex_unlock(&h->snap_lock);
     if (rc != 0)
         goto out;
-    struct snap_out o = {.w = w, .offset = 0};
+    struct snap_out o = {.snaps = h->snaps, .w = w, .offset = 0};
     rc = encode_section(ag, with_fsm, &section);
     rc = rc ?: out_write(&o, section.data, section.len);
     if (rc == 0 && with_fsm) {
@@ -349,11 +351,11 @@ static int write_snapshot(struct craft_host *h, uint64_t group_id,
         rc = ag->fsm.save(ag->fsm.data, &cw);
     }
     if (rc != 0) {
-        craft_snapshot_write_abort(w);
+        h->snaps->write_abort(w);
         goto out;
     }
     pthread_mutex_lock(&h->snap_lock);
-    rc = craft_snapshot_write_finish(w);
+    rc = h->snaps->write_finish(h->snaps->data, w);
     pthread_mutex_unlock(&h->snap_lock);
 out:
     free(section.data);
@@ -416,13 +418,13 @@ static int take_snapshot(struct apply_group *ag, uint64_t *index)
 static int restore_snapshot(struct apply_group *ag, uint64_t min_index)
 {
     struct craft_host *h = ag->h;
-    struct craft_snapshot_reader *r = NULL;
+    void *r = NULL;
+    const struct craft_snapshot_meta *meta = NULL;
     pthread_mutex_lock(&h->snap_lock);
-    int rc = craft_snapshot_open_newest(h->snaps, ag->group_id, &r);
+    int rc = h->snaps->open_newest(h->snaps->data, ag->group_id, &r, &meta);
     pthread_mutex_unlock(&h->snap_lock);
     if (rc != 0)
         return rc;
-    const struct craft_snapshot_meta *meta = craft_snapshot_reader_meta(r);
     struct snap_in *in = NULL;
     if (meta->index < min_index) {
         rc = CRAFT_ECORRUPT;
@@ -433,6 +435,7 @@ static int restore_snapshot(struct apply_group *ag, uint64_t min_index)
         rc = CRAFT_ENOMEM;
         goto out;
     }
+    in->snaps = h->snaps;
     in->r = r;
     bool with_fsm = false;
     rc = decode_section(ag, in, &with_fsm);
@@ -454,7 +457,7 @@ static int restore_snapshot(struct apply_group *ag, uint64_t min_index)
     }
 out:
     free(in);
-    craft_snapshot_reader_close(r);
+    h->snaps->reader_close(r);
     return rc;
 }
 
@@ -865,12 +868,11 @@ int apply_group_create(struct craft_host *h, struct host_group *g, uint64_t *fsm
     }
     atomic_store(&ag->fsm_applied, ag->fsm_disk_applied);
     /* Start from the newest snapshot, as the core does (config.applied 0). */
-    struct craft_snapshot_info info;
-    size_t n = 0;
+    uint64_t newest = 0;
     pthread_mutex_lock(&h->snap_lock);
-    rc = craft_snapshot_list(h->snaps, g->id, &info, 1, &n);
+    rc = h->snaps->newest(h->snaps->data, g->id, &newest);
     pthread_mutex_unlock(&h->snap_lock);
-    if (rc == 0 && n > 0) {
+    if (rc == 0 && newest > 0) {
         rc = restore_snapshot(ag, 0);
         if (rc != 0)
             snprintf(err, err_cap, "group %llu: restoring the newest snapshot failed: %s",

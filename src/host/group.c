@@ -116,7 +116,7 @@ static int bootstrap(struct craft_host *h, const struct craft_group_config *cfg,
     if (rc == 0)
         rc = h->ls->save_snapshot(h->ls->data, cfg->group_id, &meta);
     if (rc == 0)
-        rc = craft_wal_commit(h->wal);
+        rc = h->ls->sync(h->ls->data);
     if (rc != 0)
         snprintf(err, err_cap, "bootstrap of group %llu: %s", (unsigned long long)cfg->group_id,
                  craft_host_strerror(rc));
@@ -241,7 +241,7 @@ static void finish_stop(struct host_group *g)
     if (g->remove_data) {
         (void)h->ls->remove_group(h->ls->data, g->id);
         pthread_mutex_lock(&h->snap_lock);
-        (void)craft_snapshot_retain(h->snaps, g->id, 0);
+        (void)h->snaps->remove_group(h->snaps->data, g->id);
         pthread_mutex_unlock(&h->snap_lock);
     }
     if (apply_task_submit(h, g->ag, TASK_STOP, 0, 0, g->stop_waiter) != 0 && g->stop_waiter != NULL)
@@ -270,7 +270,7 @@ static void send_messages(struct host_group *g)
             host_send_snapshot(g, m);
             continue;
         }
-        (void)craft_tcp_send(h->transport, g->id, m); /* drops are reported as unreachable */
+        (void)h->tr->send(h->tr->data, g->id, m); /* drops are reported as unreachable */
     }
     g->messages_sent = true;
 }

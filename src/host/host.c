@@ -238,8 +238,8 @@ void host_set_address_loop(struct craft_host *h, uint64_t node_id, const char *a
     if (u64map_put(&h->addresses, node_id, copy) != 0)
         free(copy);
     pthread_mutex_unlock(&h->addr_lock);
-    if (changed && node_id != h->cfg.node_id && h->transport != NULL) {
-        int rc = craft_tcp_set_peer(h->transport, node_id, address);
+    if (changed && node_id != h->cfg.node_id && h->tr != NULL) {
+        int rc = h->tr->set_peer(h->tr->data, node_id, address);
         if (rc != 0)
             host_log(h, CRAFT_HOST_LOG_WARN, "address of node %llu (%s) refused: %s",
                      (unsigned long long)node_id, address, craft_host_strerror(rc));
@@ -299,7 +299,18 @@ static void start_sync(struct craft_host *h);
 static void sync_work(uv_work_t *w)
 {
     struct craft_host *h = w->data;
-    craft_wal_sync_run(&h->sync);
+    h->ls->sync_run(&h->sync);
+}
+
+static const char *ls_errmsg(struct craft_host *h)
+{
+    return h->ls->errmsg != NULL ? h->ls->errmsg(h->ls->data) : "log store";
+}
+
+static bool two_phase(const struct craft_log_store *ls)
+{
+    return ls->write_pending != NULL && ls->sync_run != NULL && ls->sync_done != NULL &&
+           ls->pending_bytes != NULL;
 }
 
 static void sync_after(uv_work_t *w, int status)
@@ -307,7 +318,7 @@ static void sync_after(uv_work_t *w, int status)
     struct craft_host *h = w->data;
     (void)status;
     uint64_t took_us = (mono_ns() - h->sync_started_ns) / 1000u;
-    int rc = craft_wal_sync_done(h->wal, &h->sync);
+    int rc = two_phase(h->ls) ? h->ls->sync_done(h->ls->data, &h->sync) : h->sync.status_;
     h->sync_in_flight = false;
     atomic_fetch_add(&h->metrics.wal_fsyncs, 1);
     unsigned bucket = 0;
@@ -317,7 +328,7 @@ static void sync_after(uv_work_t *w, int status)
     if (rc != 0) {
         h->wal_failed = true;
         host_log(h, CRAFT_HOST_LOG_ERROR, "WAL fdatasync failed: %s (%s); every group stops",
-                 craft_host_strerror(rc), craft_wal_errmsg(h->wal));
+                 craft_host_strerror(rc), ls_errmsg(h));
     }
     h->durable_epoch = h->write_epoch;
     size_t it = 0;
@@ -332,19 +343,33 @@ static void start_sync(struct craft_host *h)
 {
     /* Only a group waiting for durability starts a write: what needs none
      * (a new commit index) rides along with the next one, as etcd does. */
-    if (h->sync_in_flight || h->wal_failed || !h->durability_wanted ||
-        craft_wal_pending_bytes(h->wal) == 0)
+    if (h->sync_in_flight || h->wal_failed || !h->durability_wanted)
+        return;
+    if (!two_phase(h->ls)) {
+        /* A log store without group-commit calls: sync here, on the loop. */
+        h->durability_wanted = false;
+        h->write_epoch++;
+        h->sync_in_flight = true;
+        h->sync_started_ns = mono_ns();
+        memset(&h->sync, 0, sizeof(h->sync));
+        h->sync_work.data = h;
+        h->sync.status_ = h->ls->sync(h->ls->data);
+        atomic_fetch_add(&h->metrics.wal_writes, 1);
+        sync_after(&h->sync_work, 0);
+        return;
+    }
+    if (h->ls->pending_bytes(h->ls->data) == 0)
         return;
     h->durability_wanted = false;
-    uint64_t before = craft_wal_pending_bytes(h->wal);
+    uint64_t before = h->ls->pending_bytes(h->ls->data);
     h->write_epoch++;
-    int rc = craft_wal_write(h->wal, &h->sync);
+    int rc = h->ls->write_pending(h->ls->data, &h->sync);
     atomic_fetch_add(&h->metrics.wal_writes, 1);
     atomic_fetch_add(&h->metrics.wal_bytes, before);
     if (rc != 0) {
         h->wal_failed = rc != CRAFT_STORAGE_ENOSPC;
         host_log(h, CRAFT_HOST_LOG_ERROR, "WAL write failed: %s (%s)", craft_host_strerror(rc),
-                 craft_wal_errmsg(h->wal));
+                 ls_errmsg(h));
         h->write_epoch--;
         h->durability_wanted = true; /* retried next iteration (ENOSPC) */
         return;
@@ -353,7 +378,7 @@ static void start_sync(struct craft_host *h)
     h->sync_started_ns = mono_ns();
     h->sync_work.data = h;
     if (h->cfg.no_sync || uv_queue_work(&h->loop, &h->sync_work, sync_work, sync_after) != 0) {
-        craft_wal_sync_run(&h->sync);
+        h->ls->sync_run(&h->sync);
         sync_after(&h->sync_work, 0);
     }
 }
@@ -379,9 +404,10 @@ static void on_tick(uv_timer_t *t)
     while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
         group_tick(g, now);
     pending_expire(h, now, 0, false, CRAFT_ETIMEDOUT);
-    if (h->transport != NULL) {
+    if (h->tr != NULL && h->tr->stats != NULL) {
         struct craft_tcp_stats ts;
-        craft_tcp_get_stats(h->transport, &ts);
+        memset(&ts, 0, sizeof(ts));
+        h->tr->stats(h->tr->data, &ts);
         atomic_store(&h->metrics.bytes_sent, ts.bytes_sent);
         atomic_store(&h->metrics.bytes_received, ts.bytes_received);
         atomic_store(&h->metrics.messages_sent, ts.messages_sent);
@@ -408,6 +434,63 @@ static void close_walk(uv_handle_t *handle, void *arg)
     (void)arg;
     if (!uv_is_closing(handle))
         uv_close(handle, NULL);
+}
+
+/* ---- the built-in transport behind the interface ---- */
+
+static int tcp_start(void *data, uv_loop_t *loop, const struct craft_transport_handlers *hd,
+                     char *err, size_t err_cap)
+{
+    struct craft_host *h = data;
+    struct craft_tcp_config tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.cluster_id = h->cfg.cluster_id;
+    tc.node_id = h->cfg.node_id;
+    tc.listen_address = h->listen_address;
+    tc.tls_cert_file = h->tls_cert;
+    tc.tls_key_file = h->tls_key;
+    tc.tls_ca_file = h->tls_ca;
+    tc.data = hd->data;
+    tc.on_message = hd->on_message;
+    tc.on_unreachable = hd->on_unreachable;
+    tc.on_snapshot_begin = hd->on_snapshot_begin;
+    tc.on_snapshot_chunk = hd->on_snapshot_chunk;
+    tc.on_snapshot_end = hd->on_snapshot_end;
+    return craft_tcp_create_err(loop, &tc, &h->tcp, err, err_cap);
+}
+
+static int tcp_port(void *data)
+{
+    return craft_tcp_port(((struct craft_host *)data)->tcp);
+}
+
+static int tcp_set_peer(void *data, uint64_t node_id, const char *address)
+{
+    return craft_tcp_set_peer(((struct craft_host *)data)->tcp, node_id, address);
+}
+
+static int tcp_send(void *data, uint64_t group_id, const struct craft_message *m)
+{
+    return craft_tcp_send(((struct craft_host *)data)->tcp, group_id, m);
+}
+
+static int tcp_send_snapshot(void *data, uint64_t group_id, const struct craft_message *m,
+                             struct craft_snapshot_source src, craft_tcp_snapshot_done_cb done,
+                             void *arg)
+{
+    return craft_tcp_send_snapshot(((struct craft_host *)data)->tcp, group_id, m, src, done, arg);
+}
+
+static void tcp_stats(void *data, struct craft_tcp_stats *out)
+{
+    craft_tcp_get_stats(((struct craft_host *)data)->tcp, out);
+}
+
+static void tcp_close(void *data)
+{
+    struct craft_host *h = data;
+    craft_tcp_close(h->tcp, on_transport_closed);
+    h->tcp = NULL;
 }
 
 void craft_host_config_init(struct craft_host_config *cfg)
@@ -511,27 +594,39 @@ int craft_host_start(const struct craft_host_config *cfg, struct craft_host **ou
         rc = CRAFT_ENOMEM;
         goto err_free;
     }
-    struct craft_wal_options wo;
-    craft_wal_options_init(&wo);
-    wo.no_sync = cfg->no_sync;
-    if (cfg->wal_segment_size != 0)
-        wo.segment_size = cfg->wal_segment_size;
-    wo.log = wal_log;
-    wo.log_arg = h;
-    rc = craft_wal_open(wal_dir, &wo, &h->wal, err, err_cap);
-    if (rc != 0)
-        goto err_free;
-    h->ls = craft_wal_log_store(h->wal);
-    struct craft_snapshot_store_options so;
-    craft_snapshot_store_options_init(&so);
-    so.log = wal_log;
-    so.log_arg = h;
-    rc = craft_snapshot_store_open(snap_dir, &so, &h->snaps, err, err_cap);
-    if (rc != 0)
-        goto err_close_wal;
-    rc = craft_storage_reconcile(h->ls, h->snaps, err, err_cap);
-    if (rc != 0)
-        goto err_close_snaps;
+    if (cfg->log_store != NULL) {
+        h->ls = cfg->log_store;
+    } else {
+        struct craft_wal_options wo;
+        craft_wal_options_init(&wo);
+        wo.no_sync = cfg->no_sync;
+        if (cfg->wal_segment_size != 0)
+            wo.segment_size = cfg->wal_segment_size;
+        wo.log = wal_log;
+        wo.log_arg = h;
+        rc = craft_wal_open(wal_dir, &wo, &h->wal, err, err_cap);
+        if (rc != 0)
+            goto err_free;
+        h->ls = craft_wal_log_store(h->wal);
+    }
+    if (cfg->snapshot_store != NULL) {
+        h->snaps = cfg->snapshot_store;
+    } else {
+        struct craft_snapshot_store_options so;
+        craft_snapshot_store_options_init(&so);
+        so.log = wal_log;
+        so.log_arg = h;
+        rc = craft_snapshot_store_open(snap_dir, &so, &h->snap_store, err, err_cap);
+        if (rc != 0)
+            goto err_close_wal;
+        h->snaps = craft_snapshot_store_iface(h->snap_store);
+        /* The crash window between a snapshot file and its log record. */
+        if (h->wal != NULL) {
+            rc = craft_storage_reconcile(h->ls, h->snap_store, err, err_cap);
+            if (rc != 0)
+                goto err_close_snaps;
+        }
+    }
 
     rc = uv_loop_init(&h->loop);
     if (rc != 0) {
@@ -548,24 +643,34 @@ int craft_host_start(const struct craft_host_config *cfg, struct craft_host **ou
     uv_prepare_start(&h->prepare, on_prepare);
     uv_timer_start(&h->tick_timer, on_tick, h->cfg.tick_ms, h->cfg.tick_ms);
 
-    struct craft_tcp_config tc;
-    memset(&tc, 0, sizeof(tc));
-    tc.cluster_id = cfg->cluster_id;
-    tc.node_id = cfg->node_id;
-    tc.listen_address = h->listen_address;
-    tc.data = h;
-    tc.on_message = on_message;
-    tc.on_unreachable = on_unreachable;
-    tc.on_snapshot_begin = host_snapshot_begin;
-    tc.on_snapshot_chunk = host_snapshot_chunk;
-    tc.on_snapshot_end = host_snapshot_end;
-    rc = craft_tcp_create(&h->loop, &tc, &h->transport);
+    h->tcp_iface = (struct craft_transport_iface){
+        .data = h,
+        .start = tcp_start,
+        .port = tcp_port,
+        .set_peer = tcp_set_peer,
+        .send = tcp_send,
+        .send_snapshot = tcp_send_snapshot,
+        .stats = tcp_stats,
+        .close = tcp_close,
+    };
+    h->tr = cfg->transport != NULL ? cfg->transport : &h->tcp_iface;
+    h->handlers = (struct craft_transport_handlers){
+        .data = h,
+        .on_message = on_message,
+        .on_unreachable = on_unreachable,
+        .on_snapshot_begin = host_snapshot_begin,
+        .on_snapshot_chunk = host_snapshot_chunk,
+        .on_snapshot_end = host_snapshot_end,
+    };
+    char terr[256] = "";
+    rc = h->tr->start(h->tr->data, &h->loop, &h->handlers, terr, sizeof(terr));
     if (rc != 0) {
-        snprintf(err, err_cap, "transport on %s: %s",
-                 h->listen_address != NULL ? h->listen_address : "(none)", craft_host_strerror(rc));
+        snprintf(err, err_cap, "transport on %s: %s%s%s",
+                 h->listen_address != NULL ? h->listen_address : "(none)", craft_host_strerror(rc),
+                 terr[0] ? ": " : "", terr);
         goto err_close_loop;
     }
-    h->port = craft_tcp_port(h->transport);
+    h->port = h->tr->port != NULL ? h->tr->port(h->tr->data) : -1;
     rc = apply_start(h);
     if (rc != 0)
         goto err_close_transport;
@@ -581,15 +686,17 @@ int craft_host_start(const struct craft_host_config *cfg, struct craft_host **ou
     return 0;
 
 err_close_transport:
-    craft_tcp_close(h->transport, on_transport_closed);
+    h->tr->close(h->tr->data);
 err_close_loop:
     uv_walk(&h->loop, close_walk, NULL);
     uv_run(&h->loop, UV_RUN_DEFAULT);
     uv_loop_close(&h->loop);
 err_close_snaps:
-    craft_snapshot_store_close(h->snaps);
+    if (h->snap_store != NULL)
+        craft_snapshot_store_close(h->snap_store);
 err_close_wal:
-    craft_wal_close(h->wal);
+    if (h->wal != NULL)
+        craft_wal_close(h->wal);
 err_free:
     free(wal_dir);
     free(snap_dir);
@@ -638,8 +745,8 @@ static void stop_groups_on_loop(struct craft_host *h)
 static void close_on_loop(struct craft_host *h)
 {
     pending_expire(h, 0, 0, true, CRAFT_ESTOPPED);
-    craft_tcp_close(h->transport, on_transport_closed);
-    h->transport = NULL;
+    h->tr->close(h->tr->data);
+    h->tr = NULL;
     uv_close((uv_handle_t *)&h->wake, NULL);
     uv_close((uv_handle_t *)&h->tick_timer, NULL);
     uv_close((uv_handle_t *)&h->prepare, NULL);
@@ -671,11 +778,12 @@ void craft_host_stop(struct craft_host *h)
     uv_walk(&h->loop, close_walk, NULL);
     uv_run(&h->loop, UV_RUN_DEFAULT);
     uv_loop_close(&h->loop);
-    if (craft_wal_commit(h->wal) != 0)
-        host_log(h, CRAFT_HOST_LOG_ERROR, "WAL commit at stop failed: %s",
-                 craft_wal_errmsg(h->wal));
-    craft_snapshot_store_close(h->snaps);
-    craft_wal_close(h->wal);
+    if (h->ls->sync(h->ls->data) != 0)
+        host_log(h, CRAFT_HOST_LOG_ERROR, "log store sync at stop failed: %s", ls_errmsg(h));
+    if (h->snap_store != NULL)
+        craft_snapshot_store_close(h->snap_store);
+    if (h->wal != NULL)
+        craft_wal_close(h->wal);
     free_host(h);
 }
 

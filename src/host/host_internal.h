@@ -270,10 +270,14 @@ struct craft_host {
     uv_prepare_t prepare;
     bool closing;
 
-    struct craft_wal *wal;
-    struct craft_log_store *ls;
-    struct craft_snapshot_store *snaps;
-    struct craft_tcp_transport *transport;
+    struct craft_wal *wal;                   /* the built-in log store, or NULL */
+    struct craft_log_store *ls;              /* the log store in use */
+    struct craft_snapshot_store *snap_store; /* the built-in snapshot store, or NULL */
+    struct craft_snapshot_iface *snaps;      /* the snapshot store in use */
+    struct craft_tcp_transport *tcp;         /* the built-in transport, or NULL */
+    struct craft_transport_iface tcp_iface;
+    struct craft_transport_iface *tr; /* the transport in use; NULL once closed */
+    struct craft_transport_handlers handlers;
     int port;
 
     /* group commit */

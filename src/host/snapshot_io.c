@@ -1,5 +1,5 @@
 /* Snapshots between hosts: the leader streams its newest snapshot file to a
- * follower through the transport (craft_tcp_send_snapshot); the follower
+ * follower through the transport (the transport's send_snapshot); the follower
  * writes the chunks into its snapshot store and, once the file is durable,
  * the transport hands the SNAPSHOT message to the core, whose next ready
  * installs it (group.c records it in the log, apply.c restores it). */
@@ -10,19 +10,19 @@
 
 struct source {
     struct craft_host *h;
-    struct craft_snapshot_reader *reader;
+    void *reader;
 };
 
 static int source_read(void *data, void *buf, size_t cap, size_t *n)
 {
     struct source *s = data;
-    return craft_snapshot_read(s->reader, buf, cap, n);
+    return s->h->snaps->read(s->reader, buf, cap, n);
 }
 
 static void source_close(void *data)
 {
     struct source *s = data;
-    craft_snapshot_reader_close(s->reader);
+    s->h->snaps->reader_close(s->reader);
     free(s);
 }
 
@@ -65,12 +65,13 @@ void host_send_snapshot(struct host_group *g, const struct craft_message *m)
     }
     s->h = h;
     pthread_mutex_lock(&h->snap_lock);
-    rc = craft_snapshot_open_newest(h->snaps, g->id, &s->reader);
+    const struct craft_snapshot_meta *meta = NULL;
+    rc = h->snaps->open_newest(h->snaps->data, g->id, &s->reader, &meta);
     pthread_mutex_unlock(&h->snap_lock);
-    if (rc == 0 && craft_snapshot_reader_meta(s->reader)->index != m->snapshot->index) {
+    if (rc == 0 && meta->index != m->snapshot->index) {
         /* The log names another snapshot than the newest file: the marker
          * catches up soon (REQ_SNAPSHOT_TAKEN); the core retries. */
-        craft_snapshot_reader_close(s->reader);
+        h->snaps->reader_close(s->reader);
         rc = CRAFT_ESNAPSHOT_TEMP;
     }
     if (rc != 0) {
@@ -78,7 +79,7 @@ void host_send_snapshot(struct host_group *g, const struct craft_message *m)
         goto fail;
     }
     struct craft_snapshot_source src = {.data = s, .read = source_read, .close = source_close};
-    rc = craft_tcp_send_snapshot(h->transport, g->id, m, src, send_done, h);
+    rc = h->tr->send_snapshot(h->tr->data, g->id, m, src, send_done, h);
     if (rc != 0)
         goto fail; /* the source was closed */
     return;
@@ -88,7 +89,7 @@ fail:
 
 struct sink {
     struct craft_host *h;
-    struct craft_snapshot_writer *w;
+    void *w;
 };
 
 int host_snapshot_begin(void *data, uint64_t group_id, const struct craft_message *m, void **out)
@@ -102,7 +103,7 @@ int host_snapshot_begin(void *data, uint64_t group_id, const struct craft_messag
         return CRAFT_ENOMEM;
     s->h = h;
     pthread_mutex_lock(&h->snap_lock);
-    int rc = craft_snapshot_write_begin(h->snaps, group_id, m->snapshot, &s->w);
+    int rc = h->snaps->write_begin(h->snaps->data, group_id, m->snapshot, &s->w);
     pthread_mutex_unlock(&h->snap_lock);
     if (rc != 0) {
         free(s);
@@ -116,7 +117,7 @@ int host_snapshot_chunk(void *data, void *sink, uint64_t offset, const void *buf
 {
     (void)data;
     struct sink *s = sink;
-    return craft_snapshot_write(s->w, offset, buf, len);
+    return s->h->snaps->write(s->w, offset, buf, len);
 }
 
 int host_snapshot_end(void *data, void *sink, bool ok)
@@ -126,12 +127,12 @@ int host_snapshot_end(void *data, void *sink, bool ok)
     int rc = 0;
     if (ok) {
         pthread_mutex_lock(&h->snap_lock);
-        rc = craft_snapshot_write_finish(s->w);
+        rc = h->snaps->write_finish(h->snaps->data, s->w);
         pthread_mutex_unlock(&h->snap_lock);
         if (rc == 0)
             atomic_fetch_add(&h->metrics.snapshots_received, 1);
     } else {
-        craft_snapshot_write_abort(s->w);
+        h->snaps->write_abort(s->w);
     }
     free(s);
     return rc;

@@ -41,6 +41,7 @@ struct craft_snapshot_store {
     struct craft_snapshot_store_options opts;
     bool failed;
     char errmsg[512];
+    struct craft_snapshot_iface iface;
 };
 
 struct craft_snapshot_writer {
@@ -289,8 +290,6 @@ int craft_snapshot_list(struct craft_snapshot_store *store, uint64_t group,
 int craft_snapshot_retain(struct craft_snapshot_store *store, uint64_t group, uint32_t keep)
 {
     struct list_ctx c;
-    if (keep == 0)
-        return CRAFT_EINVAL;
     int rc = list_all(store, group, &c);
     if (rc != 0)
         return rc;
@@ -722,4 +721,91 @@ out_msg:
     if (rc != 0 && err != NULL && err_cap > 0)
         snprintf(err, err_cap, "%s", snaps->errmsg[0] ? snaps->errmsg : craft_storage_strerror(rc));
     return rc;
+}
+
+/* ---- the store as an interface (craft_snapshot_iface) ---- */
+
+static int iface_open_newest(void *data, uint64_t group, void **reader,
+                             const struct craft_snapshot_meta **meta)
+{
+    struct craft_snapshot_reader *r = NULL;
+    int rc = craft_snapshot_open_newest(data, group, &r);
+    if (rc == 0) {
+        *reader = r;
+        *meta = craft_snapshot_reader_meta(r);
+    }
+    return rc;
+}
+
+static int iface_read(void *reader, void *buf, size_t cap, size_t *n)
+{
+    return craft_snapshot_read(reader, buf, cap, n);
+}
+
+static void iface_reader_close(void *reader)
+{
+    craft_snapshot_reader_close(reader);
+}
+
+static int iface_write_begin(void *data, uint64_t group, const struct craft_snapshot_meta *meta,
+                             void **writer)
+{
+    struct craft_snapshot_writer *w = NULL;
+    int rc = craft_snapshot_write_begin(data, group, meta, &w);
+    if (rc == 0)
+        *writer = w;
+    return rc;
+}
+
+static int iface_write(void *writer, uint64_t offset, const void *buf, size_t len)
+{
+    return craft_snapshot_write(writer, offset, buf, len);
+}
+
+static int iface_write_finish(void *data, void *writer)
+{
+    (void)data;
+    return craft_snapshot_write_finish(writer);
+}
+
+static void iface_write_abort(void *writer)
+{
+    craft_snapshot_write_abort(writer);
+}
+
+static int iface_newest(void *data, uint64_t group, uint64_t *index)
+{
+    struct craft_snapshot_info info;
+    size_t n = 0;
+    int rc = craft_snapshot_list(data, group, &info, 1, &n);
+    *index = rc == 0 && n > 0 ? info.index : 0;
+    return rc;
+}
+
+static int iface_remove_group(void *data, uint64_t group)
+{
+    return craft_snapshot_retain(data, group, 0);
+}
+
+static const char *iface_errmsg(void *data)
+{
+    return craft_snapshot_store_errmsg(data);
+}
+
+struct craft_snapshot_iface *craft_snapshot_store_iface(struct craft_snapshot_store *store)
+{
+    store->iface = (struct craft_snapshot_iface){
+        .data = store,
+        .open_newest = iface_open_newest,
+        .read = iface_read,
+        .reader_close = iface_reader_close,
+        .write_begin = iface_write_begin,
+        .write = iface_write,
+        .write_finish = iface_write_finish,
+        .write_abort = iface_write_abort,
+        .newest = iface_newest,
+        .remove_group = iface_remove_group,
+        .errmsg = iface_errmsg,
+    };
+    return &store->iface;
 }

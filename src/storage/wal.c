@@ -685,6 +685,26 @@ void craft_wal_stats(const struct craft_wal *wal, struct craft_wal_stats *st)
     st->next_lsn = wal->next_lsn;
 }
 
+static int wal_store_write_pending(void *data, struct craft_wal_sync *token)
+{
+    return craft_wal_write(data, token);
+}
+
+static int wal_store_sync_done(void *data, struct craft_wal_sync *token)
+{
+    return craft_wal_sync_done(data, token);
+}
+
+static size_t wal_store_pending_bytes(void *data)
+{
+    return craft_wal_pending_bytes(data);
+}
+
+static const char *wal_store_errmsg(void *data)
+{
+    return craft_wal_errmsg(data);
+}
+
 static void init_store(struct craft_wal *wal)
 {
     wal->store = (struct craft_log_store){
@@ -704,6 +724,11 @@ static void init_store(struct craft_wal *wal)
         .snapshot = wal_snapshot,
         .groups = wal_groups_list,
         .sync = wal_sync,
+        .write_pending = wal_store_write_pending,
+        .sync_run = craft_wal_sync_run,
+        .sync_done = wal_store_sync_done,
+        .pending_bytes = wal_store_pending_bytes,
+        .errmsg = wal_store_errmsg,
         .storage = wal_storage_view,
         .close = wal_store_close,
     };

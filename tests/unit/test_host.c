@@ -76,6 +76,7 @@ static int counter_restore(void *data, struct craft_reader *r, uint64_t applied)
 
 struct node {
     uint64_t id;
+    struct craft_log_store *mem_log; /* a replaced log store, or NULL for the WAL */
     char *dir;
     char address[64];
     struct craft_host *host;
@@ -118,6 +119,7 @@ static void start_host(struct node *n, const char *listen)
     cfg.listen_address = listen;
     cfg.tick_ms = 10;
     cfg.log = quiet_log;
+    cfg.log_store = n->mem_log;
     char err[256];
     int rc = craft_host_start(&cfg, &n->host, err, sizeof(err));
     if (rc != 0)
@@ -192,6 +194,8 @@ static void cluster_free(struct cluster *c)
     for (int i = 0; i < MAX_HOSTS; i++) {
         if (c->nodes[i].host != NULL)
             craft_host_stop(c->nodes[i].host);
+        if (c->nodes[i].mem_log != NULL)
+            c->nodes[i].mem_log->close(c->nodes[i].mem_log->data);
         tu_rmtree(c->nodes[i].dir);
         for (int g = 0; g <= MAX_GROUPS; g++)
             pthread_mutex_destroy(&c->nodes[i].fsm[g].lock);
@@ -462,6 +466,49 @@ static void test_64_groups_at_once(void **state)
     cluster_free(c);
 }
 
+/* The log store is an interface: hosts on the in-memory one (no WAL at
+ * all) elect, replicate, and bring a new member in through a snapshot. */
+static void test_a_replaced_log_store_serves_the_host(void **state)
+{
+    (void)state;
+    struct cluster *c = calloc(1, sizeof(*c));
+    c->n = 3;
+    c->snapshot_entries = 20;
+    c->compaction_overhead = 5;
+    for (int i = 0; i < MAX_HOSTS; i++) {
+        c->nodes[i].id = (uint64_t)i + 1;
+        c->nodes[i].dir = tu_mkdtemp("host");
+        assert_int_equal(craft_log_store_mem_create(&c->nodes[i].mem_log), 0);
+        for (int g = 0; g <= MAX_GROUPS; g++)
+            pthread_mutex_init(&c->nodes[i].fsm[g].lock, NULL);
+    }
+    for (int i = 0; i < 3; i++)
+        start_host(&c->nodes[i], "127.0.0.1:0");
+    for (int i = 0; i < 3; i++)
+        start_group(c, &c->nodes[i], 1, CRAFT_GROUP_BOOTSTRAP, 3);
+    for (int k = 0; k < 60; k++)
+        propose_via(c, k % 3, 1, "in memory");
+    start_host(&c->nodes[3], "127.0.0.1:0");
+    c->n = 4;
+    set_addresses(c);
+    start_group(c, &c->nodes[3], 1, CRAFT_GROUP_JOIN, 0);
+    int rc = -1;
+    for (int attempt = 0; attempt < 50 && rc != 0; attempt++) {
+        uint64_t leader = leader_of(c, 1);
+        rc = craft_host_add_member_sync(c->nodes[leader - 1].host, 1, 4, c->nodes[3].address,
+                                        CRAFT_ROLE_FOLLOWER, 3000, NULL);
+        if (rc != 0)
+            sleep_ms(20);
+    }
+    assert_int_equal(rc, 0);
+    check_converged(c, 1, 60);
+    /* No WAL directory was created: the log lived in the replaced store. */
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/wal", c->nodes[0].dir);
+    assert_int_not_equal(access(path, F_OK), 0);
+    cluster_free(c);
+}
+
 static void test_errors_say_what_to_do(void **state)
 {
     (void)state;
@@ -497,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_remove_member_and_transfer_leadership),
         cmocka_unit_test(test_session_applies_a_retry_once),
         cmocka_unit_test(test_64_groups_at_once),
+        cmocka_unit_test(test_a_replaced_log_store_serves_the_host),
         cmocka_unit_test(test_errors_say_what_to_do),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
