@@ -12,7 +12,7 @@
  *   "CHS1", version u32, flags u32 (bit 0: state machine data follows),
  *   n_addresses u32, n x (node u64, len u16, bytes),
  *   n_sessions u32, n x (client u64, series u64, last_used u64, value u64,
- *   len u32, bytes). Little endian. */
+ *   flags u32 (bit 0: result unknown), len u32, bytes). Little endian. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,7 @@
 #include "host_internal.h"
 
 #define SNAP_MAGIC "CHS1"
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u
 #define SNAP_FLAG_FSM 0x1u
 #define MAX_SESSIONS 16384u
 #define MAX_CACHED_RESULT 4096u
@@ -32,6 +32,11 @@ struct session {
     uint64_t client_id, series, last_used, value;
     uint32_t len;
     uint8_t *data; /* cached result bytes (at most MAX_CACHED_RESULT) */
+    /* The result of series is not known here: it was applied before a
+     * restart by a state machine that keeps its state on disk, and results
+     * live in memory only. A retry of it gets CRAFT_ESESSION, never a made-up
+     * result. */
+    bool unknown;
 };
 
 struct waiting_read {
@@ -138,6 +143,7 @@ static int encode_section(struct apply_group *ag, bool with_fsm, struct buf *b)
         rc = rc ?: buf_u64(b, s->series);
         rc = rc ?: buf_u64(b, s->last_used);
         rc = rc ?: buf_u64(b, s->value);
+        rc = rc ?: buf_u32(b, s->unknown ? 1u : 0u);
         rc = rc ?: buf_u32(b, s->len);
         if (rc == 0 && s->len > 0)
             rc = buf_put(b, s->data, s->len);
@@ -301,9 +307,13 @@ static int decode_section(struct apply_group *ag, struct snap_in *in, bool *with
         rc = rc ?: in_u64(in, &s->series);
         rc = rc ?: in_u64(in, &s->last_used);
         rc = rc ?: in_u64(in, &s->value);
+        uint32_t flags = 0;
+        rc = rc ?: in_u32(in, &flags);
         rc = rc ?: in_u32(in, &s->len);
-        if (rc == 0 && (s->len > MAX_CACHED_RESULT || s->client_id == 0))
-            rc = CRAFT_ECORRUPT;
+        s->unknown = (flags & 1u) != 0;
+        if (rc == 0 && (s->len > MAX_CACHED_RESULT || s->client_id == 0 || flags > 1u ||
+                        u64map_get(&ag->sessions, s->client_id) != NULL))
+            rc = CRAFT_ECORRUPT; /* a duplicate client would leak the first */
         if (rc == 0 && s->len > 0) {
             s->data = malloc(s->len);
             rc = s->data == NULL ? CRAFT_ENOMEM : in_exact(in, s->data, s->len);
@@ -392,6 +402,11 @@ static int take_snapshot(struct apply_group *ag, uint64_t *index)
     *index = ag->applied;
     if (ag->applied <= atomic_load(&ag->snapshot_index))
         return 0;
+    /* A state machine on disk ahead of the replay (after a restart) holds
+     * more than ag->applied: its save would be labelled too low, and a
+     * follower restoring it would apply the difference twice. */
+    if (ag->applied < atomic_load(&ag->fsm_applied))
+        return CRAFT_ESNAPSHOT_TEMP;
     struct craft_snapshot_meta meta = {
         .index = ag->applied, .term = ag->applied_term, .conf = ag->conf};
     int rc = write_snapshot(h, ag->group_id, &meta, ag, ag->has_fsm);
@@ -539,15 +554,24 @@ static void session_evict_one(struct apply_group *ag)
     session_free(u64map_remove(&ag->sessions, victim));
 }
 
-/* What one entry of a batch turned out to be. */
 enum slot_kind { SLOT_NONE, SLOT_FSM, SLOT_CACHED, SLOT_SESSION_ERROR, SLOT_DONE };
 
+/* What one entry of a batch turned out to be. Sessions are looked up again
+ * by client id after the state machine ran: a session may be closed or
+ * evicted by a later entry of the same batch. */
 struct slot {
     uint32_t kind;
     size_t fsm_i; /* SLOT_FSM: index into the batch */
     struct host_entry he;
-    struct session *session;
+    bool has_session;
 };
+
+/* The session of s if it still exists at s's series. */
+static struct session *slot_session(struct apply_group *ag, const struct slot *s)
+{
+    struct session *ss = u64map_get(&ag->sessions, s->he.client_id);
+    return ss != NULL && ss->series == s->he.series ? ss : NULL;
+}
 
 static void apply_batch(struct apply_group *ag, struct apply_task *t)
 {
@@ -576,6 +600,13 @@ static void apply_batch(struct apply_group *ag, struct apply_task *t)
         struct slot *s = &slots[i];
         if (e->index <= ag->applied)
             continue; /* covered by a snapshot restored since */
+        if (e->index != ag->applied + 1) {
+            /* Entries are applied one after the other, or the replicas
+             * diverge: a gap means the snapshot restored is not the one the
+             * log continues from. Stop rather than apply past it. */
+            fail_group(ag, CRAFT_ECORRUPT, "apply (a gap before an entry)");
+            goto out;
+        }
         last = e->index;
         ag->applied = e->index;
         ag->applied_term = e->term;
@@ -605,8 +636,7 @@ static void apply_batch(struct apply_group *ag, struct apply_task *t)
             if (ss == NULL || s->he.series < ss->series) {
                 s->kind = SLOT_SESSION_ERROR;
             } else if (s->he.series == ss->series) {
-                s->kind = SLOT_CACHED;
-                s->session = ss;
+                s->kind = SLOT_CACHED; /* answered in the second pass, in order */
             } else {
                 ss->series = s->he.series;
                 ss->last_used = e->index;
@@ -614,7 +644,8 @@ static void apply_batch(struct apply_group *ag, struct apply_task *t)
                 free(ss->data);
                 ss->data = NULL;
                 ss->len = 0;
-                s->session = ss;
+                ss->unknown = fsm_has_it; /* its result was not kept across the restart */
+                s->has_session = true;
                 s->kind = fsm_has_it ? SLOT_DONE : SLOT_FSM;
             }
             break;
@@ -669,29 +700,34 @@ static void apply_batch(struct apply_group *ag, struct apply_task *t)
         int status = 0;
         if (s->kind == SLOT_NONE)
             continue;
+        struct session *ss = s->has_session || s->kind == SLOT_CACHED ? slot_session(ag, s) : NULL;
         if (s->kind == SLOT_FSM) {
             res = &ag->batch[s->fsm_i].result;
-            if (s->session != NULL) {
+            if (ss != NULL && ss->data == NULL) {
                 /* Cache the result for a retry of this series. */
-                s->session->value = res->value;
+                ss->value = res->value;
                 if (res->data != NULL && res->len <= MAX_CACHED_RESULT) {
-                    s->session->data = malloc(res->len ? res->len : 1);
-                    if (s->session->data != NULL) {
-                        memcpy(s->session->data, res->data, res->len);
-                        s->session->len = (uint32_t)res->len;
+                    ss->data = malloc(res->len ? res->len : 1);
+                    if (ss->data != NULL) {
+                        memcpy(ss->data, res->data, res->len);
+                        ss->len = (uint32_t)res->len;
                     }
                 }
             }
         } else if (s->kind == SLOT_CACHED) {
-            cached.value = s->session->value;
-            if (s->session->data != NULL) {
-                cached.data = malloc(s->session->len ? s->session->len : 1);
-                if (cached.data != NULL) {
-                    memcpy(cached.data, s->session->data, s->session->len);
-                    cached.len = s->session->len;
+            if (ss == NULL || ss->unknown) {
+                status = CRAFT_ESESSION; /* closed, evicted, or its result is unknown */
+            } else {
+                cached.value = ss->value;
+                if (ss->data != NULL) {
+                    cached.data = malloc(ss->len ? ss->len : 1);
+                    if (cached.data != NULL) {
+                        memcpy(cached.data, ss->data, ss->len);
+                        cached.len = ss->len;
+                    }
                 }
+                res = &cached;
             }
-            res = &cached;
         } else if (s->kind == SLOT_SESSION_ERROR) {
             status = CRAFT_ESESSION;
         }
@@ -760,6 +796,16 @@ static void run_task(struct craft_host *h, struct apply_task *t)
         }
         if (ag->has_fsm && ag->fsm.close != NULL)
             ag->fsm.close(ag->fsm.data);
+        if (t->index == 1) {
+            /* The group's data is being removed: no snapshot of it can be
+             * written any more, so the loop may delete its files. */
+            struct req *r = calloc(1, sizeof(*r));
+            if (r != NULL) {
+                r->type = REQ_REMOVE_SNAPSHOTS;
+                r->group_id = ag->group_id;
+                host_submit(h, r);
+            }
+        }
         clear_tables(ag);
         free(ag->batch);
         free(ag);
@@ -773,6 +819,7 @@ static void run_task(struct craft_host *h, struct apply_task *t)
 static void *apply_main(void *arg)
 {
     struct craft_host *h = arg;
+    host_mark_own_thread(); /* a blocking call from a callback would deadlock */
     for (;;) {
         pthread_mutex_lock(&h->apply_lock);
         while (h->apply_head == NULL && !h->apply_stopping)

@@ -112,11 +112,14 @@ static int bootstrap(struct craft_host *h, const struct craft_group_config *cfg,
                  (unsigned long long)h->cfg.node_id);
         return CRAFT_EINVAL;
     }
+    /* The file first (durable when written), then its record in the log,
+     * durable with the next write: a crash in between is repaired by
+     * craft_storage_reconcile at the next start. */
     int rc = host_write_bootstrap_snapshot(h, cfg->group_id, &meta, cfg->members, cfg->n_members);
     if (rc == 0)
         rc = h->ls->save_snapshot(h->ls->data, cfg->group_id, &meta);
     if (rc == 0)
-        rc = h->ls->sync(h->ls->data);
+        h->durability_wanted = true;
     if (rc != 0)
         snprintf(err, err_cap, "bootstrap of group %llu: %s", (unsigned long long)cfg->group_id,
                  craft_host_strerror(rc));
@@ -133,12 +136,6 @@ int group_start(struct craft_host *h, const struct craft_group_config *cfg, char
     if (host_find_group(h, cfg->group_id) != NULL) {
         snprintf(err, err_cap, "group %llu is already started", (unsigned long long)cfg->group_id);
         return CRAFT_EEXIST;
-    }
-    if (h->sync_in_flight) {
-        /* The bootstrap below commits the WAL synchronously; it must not
-         * overlap a two-phase write. Wait for it (rare: group starts). */
-        while (h->sync_in_flight)
-            uv_run(&h->loop, UV_RUN_ONCE);
     }
     bool exists = on_disk(h, cfg->group_id);
     int rc = 0;
@@ -190,6 +187,9 @@ int group_start(struct craft_host *h, const struct craft_group_config *cfg, char
     rc_cfg.read_only_option = cfg->lease_reads ? CRAFT_READ_ONLY_LEASE : CRAFT_READ_ONLY_SAFE;
     rc_cfg.quiesce_ticks = cfg->quiesce_ticks;
     rc_cfg.max_in_mem_log_size = cfg->max_in_mem_log_size;
+    /* Bounds the copy handed to the apply thread, e.g. on a restart that
+     * re-applies everything since the snapshot. */
+    rc_cfg.max_committed_size_per_ready = 64u << 20;
     rc_cfg.storage = h->ls->storage(h->ls->data, g->id);
     const char *why = NULL;
     rc = rc_cfg.storage == NULL ? CRAFT_ENOMEM : craft_raft_create(&rc_cfg, &g->raft, &why);
@@ -238,13 +238,16 @@ static void finish_stop(struct host_group *g)
     pending_expire(h, 0, g->id, true, CRAFT_ESTOPPED);
     free_retries(g);
     craft_raft_destroy(g->raft);
+    /* Removing: the log forgets the group now (durable with the next
+     * write); its snapshot files go once that is durable and the state
+     * machine closed (no snapshot being taken any more): TASK_STOP with
+     * index 1 asks the loop for it (REQ_REMOVE_SNAPSHOTS). */
     if (g->remove_data) {
         (void)h->ls->remove_group(h->ls->data, g->id);
-        pthread_mutex_lock(&h->snap_lock);
-        (void)h->snaps->remove_group(h->snaps->data, g->id);
-        pthread_mutex_unlock(&h->snap_lock);
+        h->durability_wanted = true;
     }
-    if (apply_task_submit(h, g->ag, TASK_STOP, 0, 0, g->stop_waiter) != 0 && g->stop_waiter != NULL)
+    if (apply_task_submit(h, g->ag, TASK_STOP, 0, g->remove_data ? 1 : 0, g->stop_waiter) != 0 &&
+        g->stop_waiter != NULL)
         waiter_signal(g->stop_waiter, CRAFT_ENOMEM);
     host_log(h, CRAFT_HOST_LOG_INFO, "group %llu stopped", (unsigned long long)g->id);
     free(g);
@@ -325,10 +328,12 @@ static void finish_ready(struct host_group *g)
         send_messages(g);
     if (g->rd.snapshot != NULL &&
         apply_task_submit(h, g->ag, TASK_RESTORE, 0, g->rd.snapshot->index, NULL) != 0) {
+        g->in_ready = false;
         group_fail(g, CRAFT_ENOMEM, "restore");
         return;
     }
     if (hand_off_committed(g) != 0) {
+        g->in_ready = false;
         group_fail(g, CRAFT_ENOMEM, "apply");
         return;
     }

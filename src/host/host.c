@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "host_internal.h"
@@ -16,6 +17,11 @@ static _Thread_local bool on_host_thread;
 bool host_on_own_thread(void)
 {
     return on_host_thread;
+}
+
+void host_mark_own_thread(void)
+{
+    on_host_thread = true;
 }
 
 /* ---- logging and clocks ---- */
@@ -125,6 +131,27 @@ struct host_group *host_find_group(struct craft_host *h, uint64_t id)
     return u64map_get(&h->groups, id);
 }
 
+/* Calls fn for every group, tolerating groups that stop (and are freed)
+ * meanwhile: the ids are collected first. */
+static void for_each_group(struct craft_host *h, void (*fn)(struct host_group *g, void *arg),
+                           void *arg)
+{
+    size_t n = h->groups.count, i = 0, it = 0;
+    uint64_t stack_ids[64], key;
+    uint64_t *ids = n <= 64 ? stack_ids : malloc(n * sizeof(*ids));
+    if (ids == NULL)
+        return;
+    while (i < n && u64map_next(&h->groups, &it, &key) != NULL)
+        ids[i++] = key;
+    for (size_t k = 0; k < i; k++) {
+        struct host_group *g = host_find_group(h, ids[k]);
+        if (g != NULL)
+            fn(g, arg);
+    }
+    if (ids != stack_ids)
+        free(ids);
+}
+
 static void finish_sync_req(struct req *r, int status)
 {
     if (r->waiter != NULL)
@@ -159,8 +186,13 @@ static void handle_req(struct craft_host *h, struct req *r)
     case REQ_STOP_GROUP:
         if (g == NULL)
             finish_sync_req(r, CRAFT_ENOGROUP);
+        else if (g->stopping)
+            finish_sync_req(r, CRAFT_ESTOPPED); /* a stop is already under way */
         else
             group_stop(g, r->waiter, r->node_id != 0);
+        break;
+    case REQ_REMOVE_SNAPSHOTS:
+        host_remove_snapshots_later(h, r->group_id);
         break;
     case REQ_SET_ADDRESS:
         host_set_address_loop(h, r->node_id, r->address);
@@ -280,16 +312,63 @@ static void on_message(void *data, uint64_t group_id, const struct craft_message
     struct host_group *g = host_find_group(h, group_id);
     if (g == NULL || g->stopping || g->failed)
         return;
+    if (m->type == CRAFT_MSG_SNAPSHOT) {
+        /* Only the message of a stream just stored (host_snapshot_end): a
+         * bare snapshot message would install a snapshot with no data. */
+        bool stored = m->snapshot != NULL && h->stored_snapshot.group == group_id &&
+                      h->stored_snapshot.index == m->snapshot->index &&
+                      h->stored_snapshot.term == m->snapshot->term;
+        h->stored_snapshot.group = 0;
+        if (!stored)
+            return;
+    }
     group_step(g, m);
+}
+
+static void unreachable_one(struct host_group *g, void *arg)
+{
+    group_unreachable(g, *(uint64_t *)arg);
 }
 
 static void on_unreachable(void *data, uint64_t node_id)
 {
     struct craft_host *h = data;
     size_t it = 0;
-    struct host_group *g;
-    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
-        group_unreachable(g, node_id);
+    (void)it;
+    for_each_group(h, unreachable_one, &node_id);
+}
+
+/* ---- removing a group's data ---- */
+
+void host_remove_snapshots_later(struct craft_host *h, uint64_t group_id)
+{
+    struct removal *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return; /* the files stay: harmless, the log no longer names them */
+    r->group_id = group_id;
+    r->epoch = h->write_epoch + 1;
+    r->next = h->removals;
+    h->removals = r;
+    h->durability_wanted = true;
+}
+
+void host_run_removals(struct craft_host *h)
+{
+    struct removal **pp = &h->removals;
+    while (*pp != NULL) {
+        struct removal *r = *pp;
+        if (r->epoch > h->durable_epoch) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        if (host_find_group(h, r->group_id) == NULL) { /* not started again meanwhile */
+            pthread_mutex_lock(&h->snap_lock);
+            (void)h->snaps->remove_group(h->snaps->data, r->group_id);
+            pthread_mutex_unlock(&h->snap_lock);
+        }
+        free(r);
+    }
 }
 
 /* ---- group commit ---- */
@@ -313,6 +392,17 @@ static bool two_phase(const struct craft_log_store *ls)
            ls->pending_bytes != NULL;
 }
 
+struct durable_arg {
+    uint64_t epoch;
+    int status;
+};
+
+static void durable_one(struct host_group *g, void *arg)
+{
+    struct durable_arg *a = arg;
+    group_durable(g, a->epoch, a->status);
+}
+
 static void sync_after(uv_work_t *w, int status)
 {
     struct craft_host *h = w->data;
@@ -331,10 +421,12 @@ static void sync_after(uv_work_t *w, int status)
                  craft_host_strerror(rc), ls_errmsg(h));
     }
     h->durable_epoch = h->write_epoch;
-    size_t it = 0;
-    struct host_group *g;
-    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
-        group_durable(g, h->durable_epoch, rc);
+    /* After a failure every waiting group fails, whatever write it waits
+     * for: no write follows a failed one (fail-stop). */
+    struct durable_arg arg = {rc != 0 ? UINT64_MAX : h->durable_epoch, rc};
+    for_each_group(h, durable_one, &arg);
+    if (rc == 0)
+        host_run_removals(h);
 }
 
 /* Writes what the groups buffered and starts its fdatasync, unless one is
@@ -358,8 +450,8 @@ static void start_sync(struct craft_host *h)
         sync_after(&h->sync_work, 0);
         return;
     }
-    if (h->ls->pending_bytes(h->ls->data) == 0)
-        return;
+    /* Even with nothing buffered (a synchronous commit elsewhere may have
+     * written it) a waiting group needs an epoch to complete. */
     h->durability_wanted = false;
     uint64_t before = h->ls->pending_bytes(h->ls->data);
     h->write_epoch++;
@@ -371,7 +463,12 @@ static void start_sync(struct craft_host *h)
         host_log(h, CRAFT_HOST_LOG_ERROR, "WAL write failed: %s (%s)", craft_host_strerror(rc),
                  ls_errmsg(h));
         h->write_epoch--;
-        h->durability_wanted = true; /* retried next iteration (ENOSPC) */
+        if (h->wal_failed) {
+            struct durable_arg arg = {UINT64_MAX, rc};
+            for_each_group(h, durable_one, &arg);
+        } else {
+            h->durability_wanted = true; /* retried next iteration (ENOSPC) */
+        }
         return;
     }
     h->sync_in_flight = true;
@@ -383,15 +480,23 @@ static void start_sync(struct craft_host *h)
     }
 }
 
+static void process_one(struct host_group *g, void *arg)
+{
+    (void)arg;
+    group_process_ready(g);
+}
+
+static void tick_one(struct host_group *g, void *arg)
+{
+    group_tick(g, *(uint64_t *)arg);
+}
+
 /* Once per loop iteration, before the loop waits: every group's ready. */
 static void on_prepare(uv_prepare_t *p)
 {
     struct craft_host *h = p->data;
     drain_requests(h);
-    size_t it = 0;
-    struct host_group *g;
-    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
-        group_process_ready(g);
+    for_each_group(h, process_one, NULL);
     start_sync(h);
 }
 
@@ -399,10 +504,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct craft_host *h = t->data;
     uint64_t now = host_now(h);
-    size_t it = 0;
-    struct host_group *g;
-    while ((g = u64map_next(&h->groups, &it, NULL)) != NULL)
-        group_tick(g, now);
+    for_each_group(h, tick_one, &now);
     pending_expire(h, now, 0, false, CRAFT_ETIMEDOUT);
     if (h->tr != NULL && h->tr->stats != NULL) {
         struct craft_tcp_stats ts;
@@ -515,6 +617,11 @@ static char *join_path(const char *dir, const char *name)
 
 static void free_host(struct craft_host *h)
 {
+    while (h->removals != NULL) {
+        struct removal *r = h->removals;
+        h->removals = r->next;
+        free(r);
+    }
     size_t it = 0;
     void *v;
     while ((v = u64map_next(&h->addresses, &it, NULL)) != NULL)
@@ -579,7 +686,12 @@ int craft_host_start(const struct craft_host_config *cfg, struct craft_host **ou
     u64map_init(&h->groups);
     u64map_init(&h->pending);
     u64map_init(&h->addresses);
-    atomic_store(&h->next_key, ((uint64_t)mono_ns() << 16) | 1u);
+    /* Keys of this process must not collide with keys of an earlier one
+     * still in the log: start at a random point. */
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+        seed = mono_ns() * 0x9e3779b97f4a7c15ull;
+    atomic_store(&h->next_key, (seed & ~0xffffffull) | 1u);
 
     int rc;
     char *wal_dir = NULL, *snap_dir = NULL;

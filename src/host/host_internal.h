@@ -92,6 +92,7 @@ enum req_type {
     REQ_GROUPS,
     REQ_SET_ADDRESS,
     REQ_STOP_HOST,
+    REQ_REMOVE_SNAPSHOTS, /* from the apply thread: a removed group's state machine closed */
     REQ_CLOSE_LOOP,
     /* from the apply thread */
     REQ_SNAPSHOT_TAKEN,
@@ -138,6 +139,8 @@ void waiter_signal(struct waiter *w, int status);
 int waiter_wait(struct waiter *w);
 void waiter_destroy(struct waiter *w);
 bool host_on_own_thread(void);
+/* Marks the calling thread as one of the host's (its blocking calls fail). */
+void host_mark_own_thread(void);
 
 /* ---- groups (group.c) ---- */
 
@@ -308,10 +311,28 @@ struct craft_host {
     pthread_t apply_thread;
     bool apply_running;
 
+    /* The snapshot stream stored last (host_snapshot_end): the only
+     * snapshot message on_message lets through. */
+    struct {
+        uint64_t group, index, term;
+    } stored_snapshot;
+    /* Groups whose snapshot files go once their log removal is durable. */
+    struct removal *removals;
+
     struct host_metrics metrics;
     pthread_mutex_t addr_lock;
     struct u64map addresses; /* node id -> malloc'd "ip:port" */
 };
+
+struct removal {
+    uint64_t group_id, epoch;
+    struct removal *next;
+};
+
+/* Deletes group_id's snapshots once the next WAL write is durable. */
+void host_remove_snapshots_later(struct craft_host *h, uint64_t group_id);
+/* Runs the removals whose write is durable (after a successful sync). */
+void host_run_removals(struct craft_host *h);
 
 void host_log(struct craft_host *h, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -90,6 +90,7 @@ fail:
 struct sink {
     struct craft_host *h;
     void *w;
+    uint64_t group, index, term;
 };
 
 int host_snapshot_begin(void *data, uint64_t group_id, const struct craft_message *m, void **out)
@@ -102,6 +103,9 @@ int host_snapshot_begin(void *data, uint64_t group_id, const struct craft_messag
     if (s == NULL)
         return CRAFT_ENOMEM;
     s->h = h;
+    s->group = group_id;
+    s->index = m->snapshot->index;
+    s->term = m->snapshot->term;
     pthread_mutex_lock(&h->snap_lock);
     int rc = h->snaps->write_begin(h->snaps->data, group_id, m->snapshot, &s->w);
     pthread_mutex_unlock(&h->snap_lock);
@@ -129,8 +133,13 @@ int host_snapshot_end(void *data, void *sink, bool ok)
         pthread_mutex_lock(&h->snap_lock);
         rc = h->snaps->write_finish(h->snaps->data, s->w);
         pthread_mutex_unlock(&h->snap_lock);
-        if (rc == 0)
+        if (rc == 0) {
             atomic_fetch_add(&h->metrics.snapshots_received, 1);
+            /* The transport delivers the message next: let it through. */
+            h->stored_snapshot.group = s->group;
+            h->stored_snapshot.index = s->index;
+            h->stored_snapshot.term = s->term;
+        }
     } else {
         h->snaps->write_abort(s->w);
     }
