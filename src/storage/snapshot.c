@@ -10,8 +10,9 @@
  *   trailer (32): 0 magic "CRAFTEND" | 8 u64 data length | 16 u32 crc32c of data
  *                 20 u32 crc32c of meta | 24 zero | 28 u32 crc32c of 0..28
  *
- * Written as <name>.tmp, fdatasynced, renamed, directory fsynced. Every
- * length read back is checked against the file's size before use.
+ * Written as <name>.<n>.tmp (n unique in the process), fdatasynced, renamed,
+ * directory fsynced. Every length read back is checked against the file's
+ * size before use.
  */
 #include "storage_log.h"
 #include "common/byteorder.h"
@@ -21,6 +22,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +44,7 @@ struct craft_snapshot_store {
     bool failed;
     char errmsg[512];
     struct craft_snapshot_iface iface;
+    atomic_uint_fast64_t tmp_seq; /* numbers temporary file names */
 };
 
 struct craft_snapshot_writer {
@@ -163,7 +166,7 @@ static int remove_tmp(void *arg, const char *name)
 {
     struct craft_snapshot_store *s = arg;
     size_t len = strlen(name);
-    if (len > 9 && strcmp(name + len - 9, ".snap.tmp") == 0) {
+    if (len > 4 && strcmp(name + len - 4, ".tmp") == 0 && strstr(name, ".snap.") != NULL) {
         char *path = join(s->dir, name);
         if (path == NULL)
             return CRAFT_ENOMEM;
@@ -347,13 +350,16 @@ int craft_snapshot_write_begin(struct craft_snapshot_store *store, uint64_t grou
     w->meta = *meta;
     snap_name(name, sizeof(name), group, meta->index, meta->term);
     w->final_path = join(store->dir, name);
-    strcat(name, ".tmp");
-    w->tmp_path = join(store->dir, name);
+    /* A name of its own: two writers of one snapshot (taken here while the
+     * same one streams in) must not share a temporary file. */
+    char tmp_name[128];
+    snprintf(tmp_name, sizeof(tmp_name), "%s.%llu.tmp", name,
+             (unsigned long long)atomic_fetch_add(&store->tmp_seq, 1));
+    w->tmp_path = join(store->dir, tmp_name);
     if (w->final_path == NULL || w->tmp_path == NULL) {
         rc = CRAFT_ENOMEM;
         goto err_free;
     }
-    (void)store->vfs->unlink(store->vfs, w->tmp_path); /* an older attempt's leftover */
     rc = store->vfs->open(store->vfs, w->tmp_path, CRAFT_VFS_WRITE | CRAFT_VFS_CREATE, &w->file);
     if (rc != 0) {
         w->file = NULL;
