@@ -919,13 +919,13 @@ int apply_group_create(struct craft_host *h, struct host_group *g, uint64_t *fsm
     pthread_mutex_lock(&h->snap_lock);
     rc = h->snaps->newest(h->snaps->data, g->id, &newest);
     pthread_mutex_unlock(&h->snap_lock);
-    if (rc == 0 && newest > 0) {
-        rc = restore_snapshot(ag, 0);
-        if (rc != 0)
-            snprintf(err, err_cap, "group %llu: restoring the newest snapshot failed: %s",
-                     (unsigned long long)g->id, craft_host_strerror(rc));
-    }
+    /* The restore itself (the state machine's, possibly long) runs first
+     * thing on the apply thread, ahead of every entry of this group. */
+    if (rc == 0 && newest > 0)
+        rc = apply_task_submit(h, ag, TASK_RESTORE, 0, 0, NULL);
     if (rc != 0) {
+        snprintf(err, err_cap, "group %llu: the snapshot store failed: %s",
+                 (unsigned long long)g->id, craft_host_strerror(rc));
         if (ag->has_fsm && ag->fsm.close != NULL)
             ag->fsm.close(ag->fsm.data);
         clear_tables(ag);
