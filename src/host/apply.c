@@ -81,6 +81,11 @@ void apply_set_cc_key(struct apply_group *ag, uint64_t key)
     atomic_store(&ag->cc_key, key);
 }
 
+uint64_t apply_cc_key(const struct apply_group *ag)
+{
+    return atomic_load(&((struct apply_group *)ag)->cc_key);
+}
+
 /* ---- the host's snapshot section ---- */
 
 struct buf {

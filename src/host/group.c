@@ -172,6 +172,18 @@ int group_start(struct craft_host *h, const struct craft_group_config *cfg, char
         free(g);
         return rc;
     }
+    if (!exists && fsm_applied > 1) {
+        /* The state machine holds data of a log this host no longer has:
+         * starting a new history on it would skip that history's entries. */
+        snprintf(err, err_cap,
+                 "group %llu: the state machine already holds entries up to %llu but the log "
+                 "has no trace of the group: restore the matching data directory, or empty the "
+                 "state machine before starting it anew",
+                 (unsigned long long)g->id, (unsigned long long)fsm_applied);
+        (void)apply_task_submit(h, g->ag, TASK_STOP, 0, 0, NULL);
+        free(g);
+        return CRAFT_EINVAL;
+    }
     struct craft_config rc_cfg;
     craft_config_default(&rc_cfg);
     rc_cfg.id = h->cfg.node_id;
@@ -559,6 +571,13 @@ static void handle_membership(struct host_group *g, struct req *r)
         fail_now(g, r, CRAFT_ENOTLEADER);
         return;
     }
+    /* One membership change at a time per group, as the core allows: the
+     * apply thread completes the one it knows. */
+    uint64_t cc_key = apply_cc_key(g->ag);
+    if (cc_key != 0 && pending_alive(h, cc_key)) {
+        fail_now(g, r, CRAFT_ECONF_PENDING);
+        return;
+    }
     struct craft_conf_change cc;
     memset(&cc, 0, sizeof(cc));
     cc.transition = CRAFT_TRANSITION_AUTO;
@@ -681,7 +700,6 @@ void group_handle_req(struct host_group *g, struct req *r)
                      craft_host_strerror(rc));
             break;
         }
-        g->snapshot_requested = false;
         if (r->meta.index > g->cfg.compaction_overhead) {
             uint64_t upto = r->meta.index - g->cfg.compaction_overhead;
             if (upto >= ls->first_index(ls->data, g->id) && upto <= ls->last_index(ls->data, g->id))
@@ -731,6 +749,7 @@ void group_tick(struct host_group *g, uint64_t now)
     (void)now;
     if (g->failed || g->stopping)
         return;
+    g->ticks++;
     (void)craft_raft_tick(g->raft);
     if (g->retry_head != NULL)
         retry_waiting(g);

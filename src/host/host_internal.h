@@ -179,7 +179,8 @@ struct host_group {
     bool stopping, failed;
     struct waiter *stop_waiter; /* stop requested while a write was in flight */
     bool remove_data;
-    bool snapshot_requested; /* a snapshot naming a new member is being taken */
+    uint64_t snapshot_requested_tick; /* when a snapshot naming a new member was asked for */
+    uint64_t ticks;
 };
 
 int group_start(struct craft_host *h, const struct craft_group_config *cfg, char *err,
@@ -239,6 +240,7 @@ uint64_t apply_fsm_applied(const struct apply_group *ag);
 uint64_t apply_snapshot_index(const struct apply_group *ag);
 /* Marks key as the pending membership change the apply thread completes. */
 void apply_set_cc_key(struct apply_group *ag, uint64_t key);
+uint64_t apply_cc_key(const struct apply_group *ag);
 /* Writes the bootstrap snapshot (index 1, term 1) of a new group. */
 int host_write_bootstrap_snapshot(struct craft_host *h, uint64_t group_id,
                                   const struct craft_snapshot_meta *meta,

@@ -39,12 +39,15 @@ static void send_done(void *arg, uint64_t group_id, uint64_t to, int status)
         (void)craft_raft_report_snapshot(g->raft, to, status != 0);
 }
 
+/* Asks the apply thread for a new snapshot, at most once per election
+ * timeout (it may find nothing new to snapshot; the core retries). */
 static void request_snapshot(struct host_group *g)
 {
-    if (g->snapshot_requested)
+    uint32_t every = g->cfg.election_ticks ? g->cfg.election_ticks : 10;
+    if (g->snapshot_requested_tick != 0 && g->ticks < g->snapshot_requested_tick + every)
         return;
     if (apply_task_submit(g->h, g->ag, TASK_SNAPSHOT, 0, 0, NULL) == 0)
-        g->snapshot_requested = true;
+        g->snapshot_requested_tick = g->ticks ? g->ticks : 1;
 }
 
 void host_send_snapshot(struct host_group *g, const struct craft_message *m)
