@@ -86,9 +86,10 @@ class KillFault(Fault):
 
     def heal(self, cluster):
         if self.victim is not None:
-            cluster.start(self.victim)
-            cluster.wait_ready(self.victim, timeout=10.0)
-            self.victim = None
+            i, self.victim = self.victim, None
+            cluster.start(i)
+            if not cluster.wait_ready(i, timeout=10.0):
+                raise RuntimeError("%s did not restart (see its log)" % cluster.nodes[i].name)
 
 
 class PauseFault(Fault):

@@ -24,9 +24,11 @@ unknown (checker budget) or the run could not be set up.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -164,6 +166,26 @@ def wait_converged(cluster, timeout):
         time.sleep(0.3)
 
 
+def nodes_running(cluster):
+    """Every node must be running after the heal: one that exited on its own
+    (a failed restart, a crash) fails the run, with the tail of its log."""
+    dead = []
+    for node in cluster.nodes:
+        if not node.alive:
+            code = node.proc.poll() if node.proc is not None else None
+            tail = ""
+            try:
+                with open(node.log_path, "rb") as log:
+                    lines = log.read().decode(errors="replace").strip().splitlines()
+                tail = lines[-1] if lines else ""
+            except OSError:
+                pass
+            dead.append("%s exited (status %s): %s" % (node.name, code, tail[:200]))
+    if dead:
+        return {"ok": False, "detail": "; ".join(dead)}
+    return {"ok": True, "detail": "%d/%d running" % (len(cluster.nodes), len(cluster.nodes))}
+
+
 def run(args):
     """One run; returns the exit status (see the module doc)."""
     print("seed %d (replay: --mode %s --seed %d)" % (args.seed, args.mode, args.seed), flush=True)
@@ -172,13 +194,21 @@ def run(args):
     if args.fake or args.fake_buggy:
         flavor = FakeFlavor(buggy=args.fake_buggy)
     else:
-        flavor = CraftkvFlavor(args.binary, reads=args.reads,
-                               extra_args=[a for arg in args.server_arg for a in arg.split("=", 1)])
         if not os.path.exists(args.binary):
             print("%s: %s not found (craftkv is not built yet? use --fake to test "
                   "the harness)" % ("SKIP" if args.skip_missing else "error", args.binary),
                   file=sys.stderr)
             return SKIP if args.skip_missing else 2
+        # Every start and restart of the run uses one copy of the binary: a
+        # rebuild of the original during a long run (a shared checkout) would
+        # otherwise restart some nodes with another version.
+        binary = os.path.join(args.out, "craftkv.bin")
+        shutil.copy2(args.binary, binary)
+        with open(binary, "rb") as stream:
+            binary_sha = hashlib.sha256(stream.read()).hexdigest()[:16]
+        print("binary %s (sha256 %s) copied to %s" % (args.binary, binary_sha, binary), flush=True)
+        flavor = CraftkvFlavor(binary, reads=args.reads,
+                               extra_args=[a for arg in args.server_arg for a in arg.split("=", 1)])
     for note in flavor.notes():
         print("note: %s" % note, flush=True)
 
@@ -194,6 +224,8 @@ def run(args):
             "clients": args.clients, "keys": args.keys, "reads": args.reads,
             "duration_limit_s": args.duration, "ops_limit": args.ops,
             "faults": ",".join(args.faults) or "none", "out": args.out}
+    if not (args.fake or args.fake_buggy):
+        info["binary"] = "%s (sha256 %s)" % (args.binary, binary_sha)
     try:
         if "partition" in args.faults:
             supported, network_reason = Network.probe()
@@ -245,6 +277,7 @@ def run(args):
                                  % (len(finals), len(workload.keys))}
         ok, detail = wait_converged(cluster, 20.0)
         checks["convergence"] = {"ok": ok, "detail": detail}
+        checks["nodes_running"] = nodes_running(cluster)
     except KeyboardInterrupt:
         print("interrupted: stopping the cluster, checking what was recorded", file=sys.stderr)
         checks["interrupted"] = {"ok": None, "detail": "run interrupted"}

@@ -262,6 +262,36 @@ class Nemesis(unittest.TestCase):
         self.assertEqual(c.log, [("pause", 0), ("resume", 0)])
 
 
+    def test_a_node_is_wiped_only_after_its_removal_is_confirmed(self):
+        c = FakeCluster()
+        for node in c.nodes:
+            node.proc = type("P", (), {"poll": lambda self: None, "pid": -1})()
+        c.kill = lambda i: c.log.append(("kill", i))
+        c.wipe = lambda i: c.log.append(("wipe", i))
+        c.start = lambda i: c.log.append(("start", i))
+        c.wait_ready = lambda i, timeout: True
+        added = []
+
+        def refuse(cluster, i):
+            raise RuntimeError("still a voter")
+
+        fault = nemesis.WipeFault(refuse, lambda cluster, i: added.append(i), leader_bias=1.0)
+        with self.assertRaises(RuntimeError):
+            fault.start(c, random.Random(1))
+        fault.heal(c)
+        self.assertEqual(c.log, [("kill", 0)])      # killed, never wiped
+        self.assertEqual(added, [0])                # re-added (no-op if still a voter)
+
+        c.log, added[:] = [], []
+        fault = nemesis.MembershipFault(lambda cluster, i: c.log.append(("remove", i)),
+                                        lambda cluster, i: added.append(i))
+        self.assertIn("remove n", fault.start(c, random.Random(2)))
+        victim = c.log[0][1]
+        self.assertNotEqual(victim, 0)              # never the leader
+        self.assertEqual(c.log, [("remove", victim), ("kill", victim), ("wipe", victim)])
+        self.assertEqual(added, [])
+
+
 @unittest.skipUnless(nemesis.Network.probe()[0], "network namespaces unavailable: %s"
                      % nemesis.Network.probe()[1])
 class Partition(unittest.TestCase):
