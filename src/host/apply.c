@@ -276,7 +276,8 @@ static int decode_section(struct apply_group *ag, struct snap_in *in, bool *with
     rc = rc ?: in_u32(in, &flags);
     if (rc != 0)
         return rc;
-    if (memcmp(magic, SNAP_MAGIC, 4) != 0 || version != SNAP_VERSION)
+    /* Version 1 had no per-session flags word; it is still read. */
+    if (memcmp(magic, SNAP_MAGIC, 4) != 0 || version < 1 || version > SNAP_VERSION)
         return CRAFT_ECORRUPT;
     *with_fsm = (flags & SNAP_FLAG_FSM) != 0;
     clear_tables(ag);
@@ -313,7 +314,8 @@ static int decode_section(struct apply_group *ag, struct snap_in *in, bool *with
         rc = rc ?: in_u64(in, &s->last_used);
         rc = rc ?: in_u64(in, &s->value);
         uint32_t flags = 0;
-        rc = rc ?: in_u32(in, &flags);
+        if (version >= 2)
+            rc = rc ?: in_u32(in, &flags);
         rc = rc ?: in_u32(in, &s->len);
         s->unknown = (flags & 1u) != 0;
         if (rc == 0 && (s->len > MAX_CACHED_RESULT || s->client_id == 0 || flags > 1u ||
