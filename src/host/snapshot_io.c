@@ -50,44 +50,90 @@ static void request_snapshot(struct host_group *g)
         g->snapshot_requested_tick = g->ticks ? g->ticks : 1;
 }
 
+/* Sending: the newest snapshot is opened (every checksum verified, a full
+ * pass over the file) on a worker thread, so a large snapshot never stalls
+ * the loop and its heartbeats; the stream then starts on the loop. */
+struct send_job {
+    uv_work_t work;
+    struct craft_host *h;
+    uint64_t group_id;
+    struct craft_message m;
+    struct craft_snapshot_meta meta; /* m.snapshot points here */
+    void *reader;
+    int rc;
+};
+
+static void open_work(uv_work_t *w)
+{
+    struct send_job *job = w->data;
+    struct craft_host *h = job->h;
+    const struct craft_snapshot_meta *meta = NULL;
+    pthread_mutex_lock(&h->snap_lock);
+    job->rc = h->snaps->open_newest(h->snaps->data, job->group_id, &job->reader, &meta);
+    pthread_mutex_unlock(&h->snap_lock);
+    if (job->rc == 0 && (meta->index != job->meta.index || meta->term != job->meta.term)) {
+        /* The log names another snapshot than the newest file: the marker
+         * catches up soon (REQ_SNAPSHOT_TAKEN); the core retries. */
+        h->snaps->reader_close(job->reader);
+        job->reader = NULL;
+        job->rc = CRAFT_ESNAPSHOT_TEMP;
+    }
+}
+
+static void open_after(uv_work_t *w, int status)
+{
+    struct send_job *job = w->data;
+    struct craft_host *h = job->h;
+    struct host_group *g = host_find_group(h, job->group_id);
+    int rc = status != 0 ? CRAFT_ESTOPPED : job->rc;
+    bool alive = g != NULL && !g->stopping && !g->failed && h->tr != NULL;
+    if (rc == 0 && alive) {
+        struct source *s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            rc = CRAFT_ENOMEM;
+        } else {
+            s->h = h;
+            s->reader = job->reader;
+            job->reader = NULL; /* the source closes it, whatever happens */
+            struct craft_snapshot_source src = {
+                .data = s, .read = source_read, .close = source_close};
+            rc = h->tr->send_snapshot(h->tr->data, job->group_id, &job->m, src, send_done, h);
+        }
+    }
+    if (job->reader != NULL)
+        h->snaps->reader_close(job->reader);
+    if (rc != 0 && alive)
+        (void)craft_raft_report_snapshot(g->raft, job->m.to, true);
+    free(job);
+}
+
 void host_send_snapshot(struct host_group *g, const struct craft_message *m)
 {
     struct craft_host *h = g->h;
-    int rc = 0;
     /* The core refuses a snapshot whose membership does not name it: a node
      * added after the newest snapshot needs a newer one. */
     if (m->snapshot == NULL || !craft_conf_state_contains(&m->snapshot->conf, m->to)) {
         request_snapshot(g);
-        rc = CRAFT_ESNAPSHOT_TEMP;
-        goto fail;
+        (void)craft_raft_report_snapshot(g->raft, m->to, true);
+        return;
     }
-    struct source *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        rc = CRAFT_ENOMEM;
-        goto fail;
+    struct send_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        (void)craft_raft_report_snapshot(g->raft, m->to, true);
+        return;
     }
-    s->h = h;
-    pthread_mutex_lock(&h->snap_lock);
-    const struct craft_snapshot_meta *meta = NULL;
-    rc = h->snaps->open_newest(h->snaps->data, g->id, &s->reader, &meta);
-    pthread_mutex_unlock(&h->snap_lock);
-    if (rc == 0 && meta->index != m->snapshot->index) {
-        /* The log names another snapshot than the newest file: the marker
-         * catches up soon (REQ_SNAPSHOT_TAKEN); the core retries. */
-        h->snaps->reader_close(s->reader);
-        rc = CRAFT_ESNAPSHOT_TEMP;
+    job->h = h;
+    job->group_id = g->id;
+    job->m = *m;
+    job->meta = *m->snapshot;
+    job->m.snapshot = &job->meta;
+    job->m.entries = NULL;
+    job->m.n_entries = 0;
+    job->work.data = job;
+    if (uv_queue_work(&h->loop, &job->work, open_work, open_after) != 0) {
+        free(job);
+        (void)craft_raft_report_snapshot(g->raft, m->to, true);
     }
-    if (rc != 0) {
-        free(s);
-        goto fail;
-    }
-    struct craft_snapshot_source src = {.data = s, .read = source_read, .close = source_close};
-    rc = h->tr->send_snapshot(h->tr->data, g->id, m, src, send_done, h);
-    if (rc != 0)
-        goto fail; /* the source was closed */
-    return;
-fail:
-    (void)craft_raft_report_snapshot(g->raft, m->to, true);
 }
 
 struct sink {
