@@ -43,60 +43,7 @@
 #define LINE_CAP 4096
 #define REQUEST_TIMEOUT_MS 5000
 
-/* ---- the state machine ---- */
-
-struct counter {
-    pthread_mutex_t lock;
-    uint64_t count, hash, applied;
-};
-
-static int counter_apply(void *data, struct craft_fsm_entry *es, size_t n, uint64_t applied)
-{
-    struct counter *c = data;
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < n; i++) {
-        c->count++;
-        for (uint32_t k = 0; k < es[i].len; k++)
-            c->hash = (c->hash ^ ((const uint8_t *)es[i].data)[k]) * 0x100000001b3ull;
-        es[i].result.value = c->count;
-    }
-    c->applied = applied;
-    pthread_mutex_unlock(&c->lock);
-    return 0;
-}
-
-static int counter_save(void *data, struct craft_writer *w)
-{
-    struct counter *c = data;
-    uint64_t v[2];
-    pthread_mutex_lock(&c->lock);
-    v[0] = c->count;
-    v[1] = c->hash;
-    pthread_mutex_unlock(&c->lock);
-    return w->write(w->data, v, sizeof(v));
-}
-
-static int counter_restore(void *data, struct craft_reader *r, uint64_t applied)
-{
-    struct counter *c = data;
-    uint64_t v[2];
-    size_t got = 0;
-    while (got < sizeof(v)) {
-        size_t n;
-        int rc = r->read(r->data, (uint8_t *)v + got, sizeof(v) - got, &n);
-        if (rc != 0)
-            return rc;
-        if (n == 0)
-            return CRAFT_ECORRUPT;
-        got += n;
-    }
-    pthread_mutex_lock(&c->lock);
-    c->count = v[0];
-    c->hash = v[1];
-    c->applied = applied;
-    pthread_mutex_unlock(&c->lock);
-    return 0;
-}
+#include "../common/counter_fsm.h"
 
 static void counter_get(struct counter *c, uint64_t *count, uint64_t *hash)
 {
