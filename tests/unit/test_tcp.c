@@ -22,13 +22,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include <craft/codec.h>
 #include <craft/transport.h>
+
+#include "tcp_harness.h"
 
 #define WATCHDOG_MS 20000u
 #define MAX_ID 8
@@ -49,78 +50,14 @@ struct node {
     bool closed;
 };
 
-static uv_loop_t loop;
 static uint32_t max_payload; /* for the transports node_start_cfg() creates; 0: default */
-static uv_timer_t tick;
-/* Transports not yet closed, closed by teardown() when a test fails. */
-static struct craft_tcp_transport *open_transports[16];
-
-static void track(struct craft_tcp_transport *t, struct craft_tcp_transport *replacement)
-{
-    for (size_t i = 0; i < sizeof(open_transports) / sizeof(open_transports[0]); i++) {
-        if (open_transports[i] == t) {
-            open_transports[i] = replacement;
-            return;
-        }
-    }
-    fail_msg("too many transports");
-}
-
-static void tick_cb(uv_timer_t *timer)
-{
-    (void)timer;
-}
 
 static int setup(void **state)
 {
     (void)state;
     max_payload = 0;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    uv_timer_init(&loop, &tick);
-    /* Wakes the loop often so that run_until() re-checks its condition. */
-    uv_timer_start(&tick, tick_cb, 1, 1);
+    th_start(WATCHDOG_MS);
     return 0;
-}
-
-static void closed_cb(struct craft_tcp_transport *t)
-{
-    (void)t;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof(open_transports) / sizeof(open_transports[0]); i++) {
-        if (open_transports[i] != NULL)
-            craft_tcp_close(open_transports[i], closed_cb);
-        open_transports[i] = NULL;
-    }
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0); /* every handle was closed */
-    return 0;
-}
-
-/* Runs the loop until cond(arg) holds or the watchdog expires. */
-static bool run_until(bool (*cond)(void *), void *arg)
-{
-    uint64_t deadline;
-
-    uv_update_time(&loop);
-    deadline = uv_now(&loop) + WATCHDOG_MS;
-    while (!cond(arg) && uv_now(&loop) < deadline)
-        uv_run(&loop, UV_RUN_ONCE);
-    return cond(arg);
-}
-
-static void run_for(uint64_t ms)
-{
-    uint64_t end;
-
-    uv_update_time(&loop);
-    end = uv_now(&loop) + ms;
-    while (uv_now(&loop) < end)
-        uv_run(&loop, UV_RUN_ONCE);
 }
 
 /* Message content, derived from its sequence number so the receiver can
@@ -188,29 +125,19 @@ static int node_start_cfg(struct node *n, uint64_t id, uint64_t cluster, int por
 {
     struct craft_tcp_config cfg;
     char address[32];
-    int rc;
 
     memset(n, 0, sizeof(*n));
     n->id = id;
     snprintf(address, sizeof(address), "127.0.0.1:%d", port);
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.cluster_id = cluster;
-    cfg.node_id = id;
+    th_config_init(&cfg, cluster, id, n, on_message);
     cfg.listen_address = address;
     cfg.max_queue_bytes = max_queue_bytes;
     cfg.max_payload = max_payload;
     cfg.backoff_min_ms = 10;
     cfg.backoff_max_ms = 80;
     cfg.handshake_timeout_ms = 200;
-    cfg.data = n;
-    cfg.on_message = on_message;
     cfg.on_unreachable = on_unreachable;
-    rc = craft_tcp_create(&loop, &cfg, &n->t);
-    if (rc == 0) {
-        track(NULL, n->t);
-        n->port = craft_tcp_port(n->t);
-    }
-    return rc;
+    return th_create(&cfg, &n->t, &n->port, NULL, 0);
 }
 
 static void node_start(struct node *n, uint64_t id)
@@ -222,8 +149,7 @@ static void node_start(struct node *n, uint64_t id)
 static void node_close(struct node *n)
 {
     if (n->t != NULL && !n->closed) {
-        track(n->t, NULL);
-        craft_tcp_close(n->t, closed_cb);
+        th_close(n->t);
         n->closed = true;
         n->t = NULL;
     }
@@ -231,18 +157,7 @@ static void node_close(struct node *n)
 
 static void set_peer(struct node *from, const struct node *to)
 {
-    char address[32];
-
-    snprintf(address, sizeof(address), "127.0.0.1:%d", to->port);
-    assert_int_equal(craft_tcp_set_peer(from->t, to->id, address), 0);
-}
-
-static struct craft_tcp_stats stats_of(const struct node *n)
-{
-    struct craft_tcp_stats s;
-
-    craft_tcp_get_stats(n->t, &s);
-    return s;
+    th_set_peer(from->t, to->id, to->port);
 }
 
 /* Sends the next message from `from` to node `to`; returns send's rc. Its
@@ -290,24 +205,9 @@ static int send_next(struct node *from, uint64_t to)
     return rc;
 }
 
-struct pair {
-    struct node *a, *b;
-};
-
-static bool connected_both_ways(void *arg)
-{
-    struct pair *p = arg;
-    return craft_tcp_peer_connected(p->a->t, p->b->id) &&
-           craft_tcp_peer_connected(p->b->t, p->a->id);
-}
-
 static void connect_pair(struct node *a, struct node *b)
 {
-    struct pair p = {a, b};
-
-    set_peer(a, b);
-    set_peer(b, a);
-    assert_true(run_until(connected_both_ways, &p));
+    th_connect_pair(a->t, a->id, a->port, b->t, b->id, b->port);
 }
 
 struct expect {
@@ -326,7 +226,7 @@ static void expect_received(struct node *n, uint64_t from, uint64_t count)
 {
     struct expect e = {n, from, count};
 
-    assert_true(run_until(received_from, &e));
+    assert_true(th_run_until(received_from, &e));
     assert_int_equal(n->received_from[from], count);
     assert_int_equal(n->bad, 0);
 }
@@ -344,7 +244,7 @@ static void test_two_transports_exchange_many_messages_in_one_write(void **state
     node_start(&b, 2);
     connect_pair(&a, &b);
 
-    before = stats_of(&a);
+    before = th_stats(a.t);
     for (uint64_t i = 0; i < count; i++) {
         assert_int_equal(send_next(&a, 2), 0);
         assert_int_equal(send_next(&b, 1), 0);
@@ -352,13 +252,13 @@ static void test_two_transports_exchange_many_messages_in_one_write(void **state
     expect_received(&b, 1, count);
     expect_received(&a, 2, count);
     assert_int_equal(b.snapshots, count / 50);
-    after = stats_of(&a);
+    after = th_stats(a.t);
     /* Every message queued in one loop iteration leaves in one frame and one write. */
     assert_int_equal(after.writes - before.writes, 1);
     assert_int_equal(after.frames_sent - before.frames_sent, 1);
     assert_int_equal(after.messages_sent - before.messages_sent, count);
-    assert_int_equal(stats_of(&b).messages_received, count);
-    assert_int_equal(stats_of(&b).frames_received, 1);
+    assert_int_equal(th_stats(b.t).messages_received, count);
+    assert_int_equal(th_stats(b.t).frames_received, 1);
     assert_int_equal(after.connections_bad_input + after.connections_refused, 0);
 
     node_close(&a);
@@ -384,14 +284,14 @@ static void test_three_transports_several_groups_in_order_per_peer(void **state)
                     if (i != j)
                         /* Queued while connecting, or sent: never dropped here. */
                         assert_int_equal(send_next(&n[i], n[j].id), 0);
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&th_loop, UV_RUN_NOWAIT);
     }
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++)
             if (i != j)
                 expect_received(&n[j], n[i].id, rounds * per_round);
     for (int i = 0; i < 3; i++) {
-        struct craft_tcp_stats s = stats_of(&n[i]);
+        struct craft_tcp_stats s = th_stats(n[i].t);
         assert_int_equal(s.messages_sent, 2 * rounds * per_round);
         assert_true(s.writes < s.messages_sent / 10); /* batched */
         assert_int_equal(s.messages_dropped_peer_down + s.messages_dropped_queue_full, 0);
@@ -402,13 +302,12 @@ static void test_three_transports_several_groups_in_order_per_peer(void **state)
 static bool refused_twice(void *arg)
 {
     struct node *a = arg;
-    return stats_of(a).connections_refused >= 2;
+    return th_stats(a->t).connections_refused >= 2;
 }
 
 static void test_wrong_cluster_or_node_is_refused(void **state)
 {
     struct node a, b, stranger, impostor;
-    char address[32];
 
     (void)state;
     node_start(&a, 1);
@@ -417,13 +316,12 @@ static void test_wrong_cluster_or_node_is_refused(void **state)
     assert_int_equal(node_start_cfg(&impostor, 4, CLUSTER, 0, 0), 0);
     set_peer(&stranger, &a);
     /* The impostor believes node 5 listens at a's address. */
-    snprintf(address, sizeof(address), "127.0.0.1:%d", a.port);
-    assert_int_equal(craft_tcp_set_peer(impostor.t, 5, address), 0);
+    th_set_peer(impostor.t, 5, a.port);
     connect_pair(&a, &b);
-    assert_true(run_until(refused_twice, &a));
+    assert_true(th_run_until(refused_twice, &a));
     assert_false(craft_tcp_peer_connected(stranger.t, 1));
     assert_false(craft_tcp_peer_connected(impostor.t, 5));
-    assert_true(stats_of(&stranger).connect_failures >= 1);
+    assert_true(th_stats(stranger.t).connect_failures >= 1);
 
     /* a keeps serving b. */
     for (int i = 0; i < 100; i++)
@@ -435,27 +333,6 @@ static void test_wrong_cluster_or_node_is_refused(void **state)
     node_close(&b);
     node_close(&stranger);
     node_close(&impostor);
-}
-
-static int raw_connect(int port)
-{
-    struct sockaddr_in addr;
-    struct timeval timeout = {5, 0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)), 0);
-    return fd;
-}
-
-static void raw_send(int fd, const void *buf, size_t len)
-{
-    assert_int_equal(send(fd, buf, len, 0), (ssize_t)len);
 }
 
 /* Whether the transport closed fd's connection (after any bytes it sent). */
@@ -484,7 +361,7 @@ struct counts {
 static bool counted(void *arg)
 {
     struct counts *c = arg;
-    struct craft_tcp_stats s = stats_of(c->n);
+    struct craft_tcp_stats s = th_stats(c->n->t);
     return s.connections_bad_input >= c->bad_input && s.connections_timed_out >= c->timed_out;
 }
 
@@ -505,8 +382,8 @@ static void test_garbage_connections_are_closed_and_counted(void **state)
 
     /* Garbage: no magic. */
     memset(garbage, 0xAB, sizeof(garbage));
-    fds[0] = raw_connect(a.port);
-    raw_send(fds[0], garbage, sizeof(garbage));
+    fds[0] = th_raw_connect(a.port);
+    th_raw_send(fds[0], garbage, sizeof(garbage));
 
     /* A well-formed header announcing a 4 GiB payload: refused before reading it. */
     memset(absurd, 0, sizeof(absurd));
@@ -514,8 +391,8 @@ static void test_garbage_connections_are_closed_and_counted(void **state)
     absurd[4] = 1;
     absurd[6] = CRAFT_FRAME_BATCH;
     put32(absurd + 8, 0xFFFFFFF0u);
-    fds[1] = raw_connect(a.port);
-    raw_send(fds[1], absurd, sizeof(absurd));
+    fds[1] = th_raw_connect(a.port);
+    th_raw_send(fds[1], absurd, sizeof(absurd));
 
     /* A good handshake, then a batch frame with a damaged checksum. */
     craft_buf_init(&buf);
@@ -527,8 +404,8 @@ static void test_garbage_connections_are_closed_and_counted(void **state)
         assert_int_equal(craft_frame_append(&buf, CRAFT_FRAME_BATCH, 1, payload, 4), 0);
         buf.data[start + 12] ^= 0x01;
     }
-    fds[2] = raw_connect(a.port);
-    raw_send(fds[2], buf.data, buf.len);
+    fds[2] = th_raw_connect(a.port);
+    th_raw_send(fds[2], buf.data, buf.len);
     craft_buf_free(&buf);
 
     /* A good handshake, then a batch with a valid checksum whose one
@@ -542,21 +419,21 @@ static void test_garbage_connections_are_closed_and_counted(void **state)
         assert_int_equal(
             craft_frame_append(&buf, CRAFT_FRAME_BATCH, 1, payload, (uint32_t)sizeof(payload)), 0);
     }
-    fds[4] = raw_connect(a.port);
-    raw_send(fds[4], buf.data, buf.len);
+    fds[4] = th_raw_connect(a.port);
+    th_raw_send(fds[4], buf.data, buf.len);
     craft_buf_free(&buf);
 
     /* Nothing at all: closed when the handshake does not come. */
-    fds[3] = raw_connect(a.port);
+    fds[3] = th_raw_connect(a.port);
 
     expected = (struct counts){&a, 4, 1};
-    assert_true(run_until(counted, &expected));
-    run_for(20); /* let the closes reach the sockets */
+    assert_true(th_run_until(counted, &expected));
+    th_run_for(20); /* let the closes reach the sockets */
     for (int i = 0; i < 5; i++) {
         assert_true(raw_closed_by_peer(fds[i]));
         close(fds[i]);
     }
-    s = stats_of(&a);
+    s = th_stats(a.t);
     assert_int_equal(s.connections_bad_input, 4);
     assert_int_equal(s.connections_timed_out, 1);
     assert_int_equal(s.connections_accepted, 6); /* b and the five raw sockets */
@@ -610,16 +487,16 @@ static void test_peer_that_goes_away_is_reconnected(void **state)
     /* b goes away: a notices, reports it, and drops what it sends meanwhile. */
     port = b.port;
     node_close(&b);
-    assert_true(run_until(lost_and_reported, &l));
+    assert_true(th_run_until(lost_and_reported, &l));
     rc = send_next(&a, 2);
     assert_true(rc == 0 || rc == CRAFT_EDROPPED); /* dropped, or queued on a doomed connect */
-    run_for(50);
+    th_run_for(50);
     assert_false(craft_tcp_peer_connected(a.t, 2));
-    assert_true(stats_of(&a).connect_failures >= 2); /* it keeps trying */
+    assert_true(th_stats(a.t).connect_failures >= 2); /* it keeps trying */
 
     /* b comes back at the same address; a reconnects by itself. */
     assert_int_equal(node_start_cfg(&b, 2, CLUSTER, port, 0), 0);
-    assert_true(run_until(a_connected_to_b, &l));
+    assert_true(th_run_until(a_connected_to_b, &l));
     for (int i = 0; i < 100; i++)
         assert_int_equal(send_next(&a, 2), 0);
     expect_received(&b, 1, 100);
@@ -660,10 +537,10 @@ static void test_full_queue_returns_ebusy_and_reports_unreachable(void **state)
     }
     assert_int_equal(rc, CRAFT_EBUSY);
     assert_true(accepted >= 10);
-    assert_int_equal(stats_of(&a).messages_dropped_queue_full, 1);
+    assert_int_equal(th_stats(a.t).messages_dropped_queue_full, 1);
     assert_int_equal(a.unreachable[2], 0); /* reported from the loop, not from send */
     r = (struct report){&a, 2};
-    assert_true(run_until(reported, &r));
+    assert_true(th_run_until(reported, &r));
     assert_int_equal(a.unreachable[2], 1);
     /* What was accepted arrives; the dropped message leaves a gap in the sequence only. */
     expect_received(&b, 1, accepted);
@@ -750,38 +627,30 @@ static void test_messages_beyond_one_frame_are_split_into_frames(void **state)
     /* b delivers to a counter of its own, checking every byte. */
     memset(&b, 0, sizeof(b));
     b.id = 2;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.cluster_id = CLUSTER;
-    cfg.node_id = 2;
-    cfg.listen_address = "127.0.0.1:0";
+    th_config_init(&cfg, CLUSTER, 2, &seen, on_large_message);
     cfg.max_payload = max_payload;
-    cfg.data = &seen;
-    cfg.on_message = on_large_message;
-    assert_int_equal(craft_tcp_create(&loop, &cfg, &b.t), 0);
-    track(NULL, b.t);
-    b.port = craft_tcp_port(b.t);
+    assert_int_equal(th_create(&cfg, &b.t, &b.port, NULL, 0), 0);
     set_peer(&a, &b);
     {
         struct lost l = {&a, 2};
-        assert_true(run_until(a_connected_to_b, &l));
+        assert_true(th_run_until(a_connected_to_b, &l));
     }
 
-    before = stats_of(&a);
+    before = th_stats(a.t);
     send_large(&a, 2, 600 * 1024, 0);
     send_large(&a, 2, 600 * 1024, 0);
     send_large(&a, 2, 600 * 1024, 0);
     /* One message above the frame bound alone can never travel. */
     send_large(&a, 2, 2u << 20, CRAFT_ETOO_BIG);
-    assert_true(run_until(seen_three, &seen));
+    assert_true(th_run_until(seen_three, &seen));
     assert_int_equal(seen.count, 3);
     assert_int_equal(seen.bad, 0);
-    after = stats_of(&a);
+    after = th_stats(a.t);
     assert_int_equal(after.frames_sent - before.frames_sent, 3);
     assert_int_equal(after.writes - before.writes, 1);
 
     node_close(&a);
-    craft_tcp_close(b.t, closed_cb);
-    track(b.t, NULL);
+    th_close(b.t);
 }
 
 struct silent {
@@ -791,7 +660,7 @@ struct silent {
 static bool timed_out_twice(void *arg)
 {
     struct silent *q = arg;
-    return stats_of(q->a).connections_timed_out >= 2 && q->a->unreachable[5] > 0;
+    return th_stats(q->a->t).connections_timed_out >= 2 && q->a->unreachable[5] > 0;
 }
 
 static void test_peer_that_never_answers_the_handshake_is_retried(void **state)
@@ -800,7 +669,6 @@ static void test_peer_that_never_answers_the_handshake_is_retried(void **state)
     struct sockaddr_in addr;
     socklen_t len = sizeof(addr);
     struct silent q = {&a};
-    char address[32];
     int fd;
 
     (void)state;
@@ -814,18 +682,17 @@ static void test_peer_that_never_answers_the_handshake_is_retried(void **state)
     assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     assert_int_equal(listen(fd, 16), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-    snprintf(address, sizeof(address), "127.0.0.1:%d", ntohs(addr.sin_port));
-    assert_int_equal(craft_tcp_set_peer(a.t, 5, address), 0);
+    th_set_peer(a.t, 5, ntohs(addr.sin_port));
 
     /* Queued while connecting, then dropped with the connection. */
     {
         struct craft_message m = {.type = CRAFT_MSG_HEARTBEAT, .from = 1, .to = 5, .term = 3};
         assert_int_equal(craft_tcp_send(a.t, 1, &m), 0);
     }
-    assert_true(run_until(timed_out_twice, &q));
+    assert_true(th_run_until(timed_out_twice, &q));
     assert_false(craft_tcp_peer_connected(a.t, 5));
-    assert_int_equal(stats_of(&a).messages_dropped_peer_down, 1);
-    assert_int_equal(stats_of(&a).messages_sent, 0);
+    assert_int_equal(th_stats(a.t).messages_dropped_peer_down, 1);
+    assert_int_equal(th_stats(a.t).messages_sent, 0);
     node_close(&a);
     close(fd);
 }
@@ -841,10 +708,10 @@ static void test_bad_arguments_are_refused(void **state)
     cfg.node_id = 1;
     cfg.on_message = on_message;
     cfg.listen_address = "not an address";
-    assert_int_equal(craft_tcp_create(&loop, &cfg, &t), CRAFT_EINVAL);
+    assert_int_equal(craft_tcp_create(&th_loop, &cfg, &t), CRAFT_EINVAL);
     cfg.listen_address = NULL;
     cfg.node_id = 0;
-    assert_int_equal(craft_tcp_create(&loop, &cfg, &t), CRAFT_EINVAL);
+    assert_int_equal(craft_tcp_create(&th_loop, &cfg, &t), CRAFT_EINVAL);
 
     node_start(&a, 1);
     assert_int_equal(craft_tcp_set_peer(a.t, 2, "127.0.0.1"), CRAFT_EINVAL);
@@ -887,22 +754,23 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_transports_exchange_many_messages_in_one_write,
-                                        setup, teardown),
+                                        setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_three_transports_several_groups_in_order_per_peer,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_cluster_or_node_is_refused, setup, teardown),
+                                        setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_cluster_or_node_is_refused, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_garbage_connections_are_closed_and_counted, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_peer_that_goes_away_is_reconnected, setup, teardown),
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_peer_that_goes_away_is_reconnected, setup,
+                                        th_teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_returns_ebusy_and_reports_unreachable,
-                                        setup, teardown),
+                                        setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_messages_beyond_one_frame_are_split_into_frames, setup,
-                                        teardown),
+                                        th_teardown),
         cmocka_unit_test_setup_teardown(test_messages_that_cannot_travel_are_refused, setup,
-                                        teardown),
+                                        th_teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_never_answers_the_handshake_is_retried,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused, setup, teardown),
+                                        setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments_are_refused, setup, th_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

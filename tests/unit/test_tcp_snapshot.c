@@ -19,11 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,6 +28,7 @@
 #include <craft/transport.h>
 
 #include "storage/crc32c.h"
+#include "tcp_harness.h"
 
 #define WATCHDOG_MS 30000u
 #define CLUSTER 0x5Au
@@ -78,58 +75,11 @@ struct source {
     int closes;
 };
 
-struct outcome {
-    int calls;
-    int status;
-    uint64_t group, to;
-};
-
-static uv_loop_t loop;
-static uv_timer_t tick;
-static struct craft_tcp_transport *open_transports[8];
-
-static void tick_cb(uv_timer_t *timer)
-{
-    (void)timer;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, tick_cb, 1, 1);
+    th_start(WATCHDOG_MS);
     return 0;
-}
-
-static void closed_cb(struct craft_tcp_transport *t)
-{
-    (void)t;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof(open_transports) / sizeof(open_transports[0]); i++) {
-        if (open_transports[i] != NULL)
-            craft_tcp_close(open_transports[i], closed_cb);
-        open_transports[i] = NULL;
-    }
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    return 0;
-}
-
-static bool run_until(bool (*cond)(void *), void *arg)
-{
-    uint64_t deadline;
-
-    uv_update_time(&loop);
-    deadline = uv_now(&loop) + WATCHDOG_MS;
-    while (!cond(arg) && uv_now(&loop) < deadline)
-        uv_run(&loop, UV_RUN_ONCE);
-    return cond(arg);
 }
 
 static uint8_t data_byte(uint64_t offset)
@@ -224,30 +174,17 @@ static void node_start_with(struct node *n, uint64_t id, enum receiver_mode mode
     memset(n, 0, sizeof(*n));
     n->id = id;
     n->mode = mode;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.cluster_id = CLUSTER;
-    cfg.node_id = id;
-    cfg.listen_address = "127.0.0.1:0";
+    th_config_init(&cfg, CLUSTER, id, n, on_message);
     cfg.backoff_min_ms = 10;
     cfg.backoff_max_ms = 80;
     cfg.snapshot_timeout_ms = snapshot_timeout_ms;
     cfg.max_snapshot_streams = max_streams;
-    cfg.data = n;
-    cfg.on_message = on_message;
     if (mode != RECEIVE_NONE) {
         cfg.on_snapshot_begin = on_begin;
         cfg.on_snapshot_chunk = on_chunk;
         cfg.on_snapshot_end = on_end;
     }
-    assert_int_equal(craft_tcp_create(&loop, &cfg, &n->t), 0);
-    n->port = craft_tcp_port(n->t);
-    for (size_t i = 0; i < sizeof(open_transports) / sizeof(open_transports[0]); i++) {
-        if (open_transports[i] == NULL) {
-            open_transports[i] = n->t;
-            return;
-        }
-    }
-    fail_msg("too many transports");
+    assert_int_equal(th_create(&cfg, &n->t, &n->port, NULL, 0), 0);
 }
 
 static void node_start(struct node *n, uint64_t id, enum receiver_mode mode)
@@ -255,35 +192,9 @@ static void node_start(struct node *n, uint64_t id, enum receiver_mode mode)
     node_start_with(n, id, mode, 0, 0);
 }
 
-static struct craft_tcp_stats stats_of(const struct node *n)
-{
-    struct craft_tcp_stats s;
-
-    craft_tcp_get_stats(n->t, &s);
-    return s;
-}
-
-struct pair {
-    struct node *a, *b;
-};
-
-static bool connected_both_ways(void *arg)
-{
-    struct pair *p = arg;
-    return craft_tcp_peer_connected(p->a->t, p->b->id) &&
-           craft_tcp_peer_connected(p->b->t, p->a->id);
-}
-
 static void connect_pair(struct node *a, struct node *b)
 {
-    struct pair p = {a, b};
-    char address[32];
-
-    snprintf(address, sizeof(address), "127.0.0.1:%d", b->port);
-    assert_int_equal(craft_tcp_set_peer(a->t, b->id, address), 0);
-    snprintf(address, sizeof(address), "127.0.0.1:%d", a->port);
-    assert_int_equal(craft_tcp_set_peer(b->t, a->id, address), 0);
-    assert_true(run_until(connected_both_ways, &p));
+    th_connect_pair(a->t, a->id, a->port, b->t, b->id, b->port);
 }
 
 /* ------------------------------------------------------------------------
@@ -292,14 +203,7 @@ static void connect_pair(struct node *a, struct node *b)
 
 static void send_heartbeat(struct node *from, uint64_t to)
 {
-    struct craft_message m;
-
-    memset(&m, 0, sizeof(m));
-    m.type = CRAFT_MSG_HEARTBEAT;
-    m.from = from->id;
-    m.to = to;
-    m.term = 2;
-    assert_int_equal(craft_tcp_send(from->t, GROUP, &m), 0);
+    th_send_heartbeats(from->t, GROUP, from->id, to, 2, 1);
 }
 
 static int source_read(void *data, void *buf, size_t cap, size_t *n)
@@ -326,17 +230,7 @@ static void source_close(void *data)
     src->closes++;
 }
 
-static void on_done(void *arg, uint64_t group, uint64_t to, int status)
-{
-    struct outcome *o = arg;
-
-    o->calls++;
-    o->status = status;
-    o->group = group;
-    o->to = to;
-}
-
-static int send_snapshot(struct node *from, uint64_t to, struct source *src, struct outcome *o)
+static int send_snapshot(struct node *from, uint64_t to, struct source *src, struct th_outcome *o)
 {
     struct craft_snapshot_meta meta;
     struct craft_message m;
@@ -355,19 +249,14 @@ static int send_snapshot(struct node *from, uint64_t to, struct source *src, str
     m.to = to;
     m.term = 2;
     m.snapshot = &meta;
-    rc = craft_tcp_send_snapshot(from->t, GROUP, &m, s, on_done, o);
+    rc = craft_tcp_send_snapshot(from->t, GROUP, &m, s, th_on_done, o);
     memset(&meta, 0xEE, sizeof(meta)); /* copied */
     return rc;
 }
 
-static bool done_called(void *arg)
+static void expect_done(struct th_outcome *o, int status)
 {
-    return ((struct outcome *)arg)->calls > 0;
-}
-
-static void expect_done(struct outcome *o, int status)
-{
-    assert_true(run_until(done_called, o));
+    assert_true(th_run_until(th_done_called, o));
     assert_int_equal(o->calls, 1);
     assert_int_equal(o->status, status);
     assert_int_equal(o->group, GROUP);
@@ -384,7 +273,7 @@ static void expect_messages_flow(struct node *from, struct node *to)
 {
     to->heartbeats = 0;
     send_heartbeat(from, to->id);
-    assert_true(run_until(heartbeats_seen, to));
+    assert_true(th_run_until(heartbeats_seen, to));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -393,7 +282,7 @@ static void test_large_snapshot_streams_beside_heartbeats_with_a_bounded_window(
 {
     struct node a, b;
     struct source src = {0};
-    struct outcome o = {0};
+    struct th_outcome o = {0};
     struct craft_tcp_stats sa, sb;
     const uint64_t size = 20u << 20;
 
@@ -422,8 +311,8 @@ static void test_large_snapshot_streams_beside_heartbeats_with_a_bounded_window(
     /* Heartbeats crossed on the node connection while the data streamed. */
     assert_true(b.heartbeats_during_stream > 0);
 
-    sa = stats_of(&a);
-    sb = stats_of(&b);
+    sa = th_stats(a.t);
+    sb = th_stats(b.t);
     assert_int_equal(sa.snapshots_sent, 1);
     assert_int_equal(sa.snapshot_bytes_sent, size);
     assert_int_equal(sb.snapshots_received, 1);
@@ -439,7 +328,7 @@ static void test_refused_snapshot_fails_the_sender(void **state)
 {
     struct node a, b, c;
     struct source src = {0};
-    struct outcome o = {0};
+    struct th_outcome o = {0};
 
     (void)state;
     node_start(&a, 1, RECEIVE_STORE);
@@ -456,8 +345,8 @@ static void test_refused_snapshot_fails_the_sender(void **state)
     assert_int_equal(b.begins, 1);
     assert_int_equal(b.ends_ok + b.ends_bad, 0); /* no sink was made */
     assert_int_equal(b.snapshots_delivered, 0);
-    assert_int_equal(stats_of(&b).snapshots_refused, 1);
-    assert_int_equal(stats_of(&a).snapshots_failed, 1);
+    assert_int_equal(th_stats(b.t).snapshots_refused, 1);
+    assert_int_equal(th_stats(a.t).snapshots_failed, 1);
 
     /* A transport without snapshot callbacks refuses every stream. */
     memset(&src, 0, sizeof(src));
@@ -465,7 +354,7 @@ static void test_refused_snapshot_fails_the_sender(void **state)
     src.size = 1u << 20;
     assert_int_equal(send_snapshot(&a, c.id, &src, &o), 0);
     expect_done(&o, CRAFT_EBUSY);
-    assert_int_equal(stats_of(&c).snapshots_refused, 1);
+    assert_int_equal(th_stats(c.t).snapshots_refused, 1);
     expect_messages_flow(&a, &b);
     expect_messages_flow(&a, &c);
 }
@@ -474,7 +363,7 @@ static void test_store_failure_at_the_end_fails_the_sender(void **state)
 {
     struct node a, b;
     struct source src = {0};
-    struct outcome o = {0};
+    struct th_outcome o = {0};
 
     (void)state;
     node_start(&a, 1, RECEIVE_STORE);
@@ -485,14 +374,14 @@ static void test_store_failure_at_the_end_fails_the_sender(void **state)
     expect_done(&o, CRAFT_ESTORAGE);
     assert_int_equal(b.ends_ok, 1);
     assert_int_equal(b.snapshots_delivered, 0); /* raft never sees it */
-    assert_int_equal(stats_of(&b).snapshots_failed, 1);
-    assert_int_equal(stats_of(&b).snapshots_received, 0);
+    assert_int_equal(th_stats(b.t).snapshots_failed, 1);
+    assert_int_equal(th_stats(b.t).snapshots_received, 0);
     expect_messages_flow(&a, &b);
 }
 
 struct abort_wait {
     struct node *n;
-    struct outcome *o;
+    struct th_outcome *o;
 };
 
 static bool aborted_and_done(void *arg)
@@ -505,7 +394,7 @@ static void test_source_failing_midway_truncates_and_aborts_the_receiver(void **
 {
     struct node a, b;
     struct source src = {0};
-    struct outcome o = {0};
+    struct th_outcome o = {0};
     struct abort_wait w = {&b, &o};
 
     (void)state;
@@ -515,15 +404,15 @@ static void test_source_failing_midway_truncates_and_aborts_the_receiver(void **
     src.size = 4u << 20;
     src.fail_at = 1u << 20;
     assert_int_equal(send_snapshot(&a, b.id, &src, &o), 0);
-    assert_true(run_until(aborted_and_done, &w));
+    assert_true(th_run_until(aborted_and_done, &w));
     assert_int_equal(o.calls, 1);
     assert_int_equal(o.status, CRAFT_ESTORAGE);
     assert_int_equal(src.closes, 1);
     assert_int_equal(b.ends_bad, 1);
     assert_int_equal(b.ends_ok, 0);
     assert_int_equal(b.snapshots_delivered, 0);
-    assert_int_equal(stats_of(&a).snapshots_failed, 1);
-    assert_int_equal(stats_of(&b).snapshots_failed, 1);
+    assert_int_equal(th_stats(a.t).snapshots_failed, 1);
+    assert_int_equal(th_stats(b.t).snapshots_failed, 1);
     expect_messages_flow(&a, &b);
 }
 
@@ -531,7 +420,7 @@ static void test_stream_limit_and_bad_arguments_are_refused_at_once(void **state
 {
     struct node a, b;
     struct source first = {0}, second = {0}, third = {0};
-    struct outcome o1 = {0}, o2 = {0}, o3 = {0};
+    struct th_outcome o1 = {0}, o2 = {0}, o3 = {0};
     struct craft_message heartbeat;
     struct craft_snapshot_source s = {&third, source_read, source_close};
 
@@ -549,7 +438,7 @@ static void test_stream_limit_and_bad_arguments_are_refused_at_once(void **state
     memset(&heartbeat, 0, sizeof(heartbeat));
     heartbeat.type = CRAFT_MSG_HEARTBEAT;
     heartbeat.to = b.id;
-    assert_int_equal(craft_tcp_send_snapshot(a.t, GROUP, &heartbeat, s, on_done, &o3),
+    assert_int_equal(craft_tcp_send_snapshot(a.t, GROUP, &heartbeat, s, th_on_done, &o3),
                      CRAFT_EINVAL);
     assert_int_equal(third.closes, 2);
     assert_int_equal(o3.calls, 0);
@@ -561,7 +450,7 @@ static void test_closing_the_transport_ends_streams_under_way(void **state)
 {
     struct node a, b;
     struct source src = {0};
-    struct outcome o = {0};
+    struct th_outcome o = {0};
 
     (void)state;
     node_start(&a, 1, RECEIVE_STORE);
@@ -569,10 +458,7 @@ static void test_closing_the_transport_ends_streams_under_way(void **state)
     connect_pair(&a, &b);
     src.size = 1u << 30; /* would take long: closed well before the end */
     assert_int_equal(send_snapshot(&a, b.id, &src, &o), 0);
-    craft_tcp_close(a.t, closed_cb);
-    for (size_t i = 0; i < sizeof(open_transports) / sizeof(open_transports[0]); i++)
-        if (open_transports[i] == a.t)
-            open_transports[i] = NULL;
+    th_close(a.t);
     assert_int_equal(o.calls, 1);
     assert_int_equal(o.status, CRAFT_EDROPPED);
     assert_int_equal(src.closes, 1);
@@ -581,20 +467,6 @@ static void test_closing_the_transport_ends_streams_under_way(void **state)
 /* ------------------------------------------------------------------------
  * Hostile streams, from raw sockets.
  * ------------------------------------------------------------------------ */
-
-static int raw_connect(int port)
-{
-    struct sockaddr_in addr;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    return fd;
-}
 
 static void raw_handshake(struct craft_buf *buf, const struct node *n)
 {
@@ -635,7 +507,7 @@ static void raw_chunk(struct craft_buf *buf, uint64_t offset, uint32_t len)
 
 static void raw_send(int fd, struct craft_buf *buf)
 {
-    assert_int_equal(send(fd, buf->data, buf->len, 0), (ssize_t)buf->len);
+    th_raw_send(fd, buf->data, buf->len);
     craft_buf_free(buf);
 }
 
@@ -647,7 +519,7 @@ struct wait_counts {
 static bool counts_reached(void *arg)
 {
     struct wait_counts *w = arg;
-    struct craft_tcp_stats s = stats_of(w->n);
+    struct craft_tcp_stats s = th_stats(w->n->t);
     return w->n->ends_bad >= w->ends_bad && s.connections_bad_input >= w->bad_input &&
            s.connections_timed_out >= w->timed_out;
 }
@@ -682,7 +554,7 @@ static void test_hostile_streams_close_that_stream_alone(void **state)
     struct craft_buf buf;
     struct wait_counts w = {0}, stall;
     struct source src = {0};
-    struct outcome o = {0};
+    struct th_outcome o = {0};
     uint8_t header[CRAFT_FRAME_HEADER_SIZE];
     int fd;
 
@@ -691,50 +563,50 @@ static void test_hostile_streams_close_that_stream_alone(void **state)
     w.n = &b;
 
     /* A chunk with no stream begun. */
-    fd = raw_connect(b.port);
+    fd = th_raw_connect(b.port);
     raw_handshake(&buf, &b);
     raw_chunk(&buf, 0, 10);
     raw_send(fd, &buf);
     w.bad_input = 1;
-    assert_true(run_until(counts_reached, &w));
+    assert_true(th_run_until(counts_reached, &w));
     close(fd);
     assert_int_equal(b.begins, 0);
 
     /* Offsets out of order: a gap. */
-    fd = raw_connect(b.port);
+    fd = th_raw_connect(b.port);
     raw_begin(&buf, &b);
     raw_chunk(&buf, 0, 100);
     raw_chunk(&buf, 150, 100);
     raw_send(fd, &buf);
     w.bad_input = 2;
     w.ends_bad = 1;
-    assert_true(run_until(counts_reached, &w));
+    assert_true(th_run_until(counts_reached, &w));
     close(fd);
 
     /* A checksum that does not match: answered as failed. */
-    fd = raw_connect(b.port);
+    fd = th_raw_connect(b.port);
     raw_begin(&buf, &b);
     raw_chunk(&buf, 0, 200);
     assert_int_equal(craft_snapshot_end_encode(&buf, 1, 200, 12345), 0);
     raw_send(fd, &buf);
     w.ends_bad = 2;
-    assert_true(run_until(counts_reached, &w));
+    assert_true(th_run_until(counts_reached, &w));
     assert_int_equal(raw_read_ack(fd), CRAFT_SNAPSHOT_FAILED);
     close(fd);
 
     /* A size that does not match (the bytes' checksum is right). */
-    fd = raw_connect(b.port);
+    fd = th_raw_connect(b.port);
     raw_begin(&buf, &b);
     raw_chunk(&buf, 0, 200);
     assert_int_equal(craft_snapshot_end_encode(&buf, 1, 201, data_crc(200)), 0);
     raw_send(fd, &buf);
     w.ends_bad = 3;
-    assert_true(run_until(counts_reached, &w));
+    assert_true(th_run_until(counts_reached, &w));
     assert_int_equal(raw_read_ack(fd), CRAFT_SNAPSHOT_FAILED);
     close(fd);
 
     /* An absurd length in the middle of a stream. */
-    fd = raw_connect(b.port);
+    fd = th_raw_connect(b.port);
     raw_begin(&buf, &b);
     raw_chunk(&buf, 0, 50);
     assert_int_equal(craft_frame_append(&buf, CRAFT_FRAME_SNAPSHOT_CHUNK, 1, NULL, 0), 0);
@@ -744,25 +616,25 @@ static void test_hostile_streams_close_that_stream_alone(void **state)
     raw_send(fd, &buf);
     w.bad_input = 3;
     w.ends_bad = 4;
-    assert_true(run_until(counts_reached, &w));
+    assert_true(th_run_until(counts_reached, &w));
     close(fd);
 
     /* A stream that stalls after its first chunk, to a receiver that gives
      * streams little time (its own, so that no other stream here races it). */
     node_start_with(&impatient, 3, RECEIVE_STORE, 100, 0);
-    fd = raw_connect(impatient.port);
+    fd = th_raw_connect(impatient.port);
     raw_begin(&buf, &impatient);
     raw_chunk(&buf, 0, 50);
     raw_send(fd, &buf);
     stall = (struct wait_counts){&impatient, 1, 0, 1};
-    assert_true(run_until(counts_reached, &stall));
-    assert_int_equal(stats_of(&impatient).snapshots_failed, 1);
+    assert_true(th_run_until(counts_reached, &stall));
+    assert_int_equal(th_stats(impatient.t).snapshots_failed, 1);
     close(fd);
 
     assert_int_equal(b.stored, 0);
     assert_int_equal(b.snapshots_delivered, 0);
     assert_int_equal(b.bad, 0);
-    assert_int_equal(stats_of(&b).snapshots_failed, 4);
+    assert_int_equal(th_stats(b.t).snapshots_failed, 4);
 
     /* The receiver keeps serving: a well-formed stream gets through. */
     node_start(&a, 1, RECEIVE_STORE);
@@ -779,18 +651,19 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_large_snapshot_streams_beside_heartbeats_with_a_bounded_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_snapshot_fails_the_sender, setup, teardown),
+            test_large_snapshot_streams_beside_heartbeats_with_a_bounded_window, setup,
+            th_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_snapshot_fails_the_sender, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_store_failure_at_the_end_fails_the_sender, setup,
-                                        teardown),
+                                        th_teardown),
         cmocka_unit_test_setup_teardown(
-            test_source_failing_midway_truncates_and_aborts_the_receiver, setup, teardown),
+            test_source_failing_midway_truncates_and_aborts_the_receiver, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_stream_limit_and_bad_arguments_are_refused_at_once,
-                                        setup, teardown),
+                                        setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_closing_the_transport_ends_streams_under_way, setup,
-                                        teardown),
+                                        th_teardown),
         cmocka_unit_test_setup_teardown(test_hostile_streams_close_that_stream_alone, setup,
-                                        teardown),
+                                        th_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 #include <craft/transport.h>
 
 #include "storage/crc32c.h"
+#include "tcp_harness.h"
 
 #define WATCHDOG_MS 30000u
 #define CLUSTER 0x7Bu
@@ -45,15 +46,6 @@ struct source {
     uint64_t size, pos;
     int closes;
 };
-
-struct outcome {
-    int calls;
-    int status;
-};
-
-static uv_loop_t loop;
-static uv_timer_t tick;
-static struct craft_tcp_transport *open_transports[8];
 
 /* ------------------------------------------------------------------------
  * Certificates.
@@ -113,48 +105,11 @@ static int group_teardown(void **state)
  * Loop and nodes.
  * ------------------------------------------------------------------------ */
 
-static void tick_cb(uv_timer_t *timer)
-{
-    (void)timer;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, tick_cb, 1, 1);
+    th_start(WATCHDOG_MS);
     return 0;
-}
-
-static void closed_cb(struct craft_tcp_transport *t)
-{
-    (void)t;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof(open_transports) / sizeof(open_transports[0]); i++) {
-        if (open_transports[i] != NULL)
-            craft_tcp_close(open_transports[i], closed_cb);
-        open_transports[i] = NULL;
-    }
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    return 0;
-}
-
-static bool run_until(bool (*cond)(void *), void *arg)
-{
-    uint64_t deadline;
-
-    uv_update_time(&loop);
-    deadline = uv_now(&loop) + WATCHDOG_MS;
-    while (!cond(arg) && uv_now(&loop) < deadline)
-        uv_run(&loop, UV_RUN_ONCE);
-    return cond(arg);
 }
 
 static void on_message(void *data, uint64_t group, const struct craft_message *m)
@@ -211,14 +166,9 @@ static void node_start(struct node *n, uint64_t id, const char *cert, const char
 
     memset(n, 0, sizeof(*n));
     n->id = id;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.cluster_id = CLUSTER;
-    cfg.node_id = id;
-    cfg.listen_address = "127.0.0.1:0";
+    th_config_init(&cfg, CLUSTER, id, n, on_message);
     cfg.backoff_min_ms = 10;
     cfg.backoff_max_ms = 40;
-    cfg.data = n;
-    cfg.on_message = on_message;
     cfg.on_snapshot_begin = on_begin;
     cfg.on_snapshot_chunk = on_chunk;
     cfg.on_snapshot_end = on_end;
@@ -230,49 +180,19 @@ static void node_start(struct node *n, uint64_t id, const char *cert, const char
         cfg.tls_key_file = key_file;
         cfg.tls_ca_file = ca_file;
     }
-    if (craft_tcp_create_err(&loop, &cfg, &n->t, err, sizeof(err)) != 0)
+    if (th_create(&cfg, &n->t, &n->port, err, sizeof(err)) != 0)
         fail_msg("craft_tcp_create_err: %s", err);
     assert_string_equal(err, "");
-    n->port = craft_tcp_port(n->t);
-    for (size_t i = 0; i < sizeof(open_transports) / sizeof(open_transports[0]); i++) {
-        if (open_transports[i] == NULL) {
-            open_transports[i] = n->t;
-            return;
-        }
-    }
-    fail_msg("too many transports");
 }
 
 static void set_peer(struct node *from, const struct node *to)
 {
-    char address[32];
-
-    snprintf(address, sizeof(address), "127.0.0.1:%d", to->port);
-    assert_int_equal(craft_tcp_set_peer(from->t, to->id, address), 0);
+    th_set_peer(from->t, to->id, to->port);
 }
 
-struct pair {
-    struct node *a, *b;
-};
-
-static bool connected_both_ways(void *arg)
+static void connect_pair(struct node *a, struct node *b)
 {
-    struct pair *p = arg;
-    return craft_tcp_peer_connected(p->a->t, p->b->id) &&
-           craft_tcp_peer_connected(p->b->t, p->a->id);
-}
-
-static void send_heartbeats(struct node *from, uint64_t to, unsigned count)
-{
-    struct craft_message m;
-
-    memset(&m, 0, sizeof(m));
-    m.type = CRAFT_MSG_HEARTBEAT;
-    m.from = from->id;
-    m.to = to;
-    m.term = 4;
-    for (unsigned i = 0; i < count; i++)
-        assert_int_equal(craft_tcp_send(from->t, GROUP, &m), 0);
+    th_connect_pair(a->t, a->id, a->port, b->t, b->id, b->port);
 }
 
 struct heartbeat_wait {
@@ -290,17 +210,9 @@ static void expect_heartbeats(struct node *from, struct node *to, unsigned count
 {
     struct heartbeat_wait w = {to, to->heartbeats + count};
 
-    send_heartbeats(from, to->id, count);
-    assert_true(run_until(heartbeats_arrived, &w));
+    th_send_heartbeats(from->t, GROUP, from->id, to->id, 4, count);
+    assert_true(th_run_until(heartbeats_arrived, &w));
     assert_int_equal(to->heartbeats, w.count);
-}
-
-static struct craft_tcp_stats stats_of(const struct node *n)
-{
-    struct craft_tcp_stats s;
-
-    craft_tcp_get_stats(n->t, &s);
-    return s;
 }
 
 /* ------------------------------------------------------------------------
@@ -330,29 +242,13 @@ static void source_close(void *data)
     ((struct source *)data)->closes++;
 }
 
-static void on_done(void *arg, uint64_t group, uint64_t to, int status)
-{
-    struct outcome *o = arg;
-
-    (void)group;
-    (void)to;
-    o->calls++;
-    o->status = status;
-}
-
-static bool done_called(void *arg)
-{
-    return ((struct outcome *)arg)->calls > 0;
-}
-
 /* ------------------------------------------------------------------------ */
 
 static void test_tls_peers_exchange_messages_and_stream_a_snapshot(void **state)
 {
     struct node a, b;
-    struct pair p = {&a, &b};
     struct source src = {0};
-    struct outcome o = {0};
+    struct th_outcome o = {0};
     struct craft_snapshot_meta meta;
     struct craft_message m;
     struct craft_snapshot_source s = {&src, source_read, source_close};
@@ -361,9 +257,7 @@ static void test_tls_peers_exchange_messages_and_stream_a_snapshot(void **state)
     (void)state;
     node_start(&a, 1, "node1", "ca");
     node_start(&b, 2, "node2", "ca");
-    set_peer(&a, &b);
-    set_peer(&b, &a);
-    assert_true(run_until(connected_both_ways, &p));
+    connect_pair(&a, &b);
     expect_heartbeats(&a, &b, 500);
     expect_heartbeats(&b, &a, 500);
 
@@ -380,8 +274,8 @@ static void test_tls_peers_exchange_messages_and_stream_a_snapshot(void **state)
     m.term = 4;
     m.snapshot = &meta;
     src.size = 3u << 20;
-    assert_int_equal(craft_tcp_send_snapshot(a.t, GROUP, &m, s, on_done, &o), 0);
-    assert_true(run_until(done_called, &o));
+    assert_int_equal(craft_tcp_send_snapshot(a.t, GROUP, &m, s, th_on_done, &o), 0);
+    assert_true(th_run_until(th_done_called, &o));
     assert_int_equal(o.status, 0);
     assert_int_equal(b.bytes, src.size);
     crc = 0;
@@ -393,8 +287,8 @@ static void test_tls_peers_exchange_messages_and_stream_a_snapshot(void **state)
     assert_int_equal(b.ends_ok, 1);
     assert_int_equal(b.snapshots_delivered, 1);
     assert_int_equal(src.closes, 1);
-    assert_int_equal(stats_of(&a).connections_tls_failed, 0);
-    assert_int_equal(stats_of(&b).connections_tls_failed, 0);
+    assert_int_equal(th_stats(a.t).connections_tls_failed, 0);
+    assert_int_equal(th_stats(b.t).connections_tls_failed, 0);
     expect_heartbeats(&a, &b, 10);
 }
 
@@ -406,13 +300,12 @@ struct tls_failures {
 static bool tls_failed(void *arg)
 {
     struct tls_failures *w = arg;
-    return stats_of(w->n).connections_tls_failed >= w->count;
+    return th_stats(w->n->t).connections_tls_failed >= w->count;
 }
 
 static void test_peers_without_a_certificate_of_our_ca_are_refused(void **state)
 {
     struct node a, b, stranger, plain;
-    struct pair p = {&a, &b};
     struct tls_failures w;
 
     (void)state;
@@ -422,21 +315,19 @@ static void test_peers_without_a_certificate_of_our_ca_are_refused(void **state)
     node_start(&plain, 4, NULL, NULL);
     set_peer(&stranger, &b);
     w = (struct tls_failures){&b, 2};
-    assert_true(run_until(tls_failed, &w));
+    assert_true(th_run_until(tls_failed, &w));
     assert_false(craft_tcp_peer_connected(stranger.t, b.id));
 
     set_peer(&plain, &b);
-    w.count = stats_of(&b).connections_tls_failed + 2;
-    assert_true(run_until(tls_failed, &w));
+    w.count = th_stats(b.t).connections_tls_failed + 2;
+    assert_true(th_run_until(tls_failed, &w));
     assert_false(craft_tcp_peer_connected(plain.t, b.id));
-    assert_int_equal(stats_of(&b).connections_established, 0);
+    assert_int_equal(th_stats(b.t).connections_established, 0);
     assert_int_equal(b.heartbeats, 0);
 
     /* The server keeps serving a peer it trusts, strangers still knocking. */
     node_start(&a, 1, "node1", "ca");
-    set_peer(&a, &b);
-    set_peer(&b, &a);
-    assert_true(run_until(connected_both_ways, &p));
+    connect_pair(&a, &b);
     expect_heartbeats(&a, &b, 100);
     expect_heartbeats(&b, &a, 100);
     assert_false(craft_tcp_peer_connected(stranger.t, b.id));
@@ -462,42 +353,42 @@ static void test_files_that_cannot_be_loaded_are_named_in_the_error(void **state
 
     cfg.tls_cert_file = cert;
     cfg.tls_key_file = key;
-    assert_int_equal(craft_tcp_create_err(&loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
+    assert_int_equal(craft_tcp_create_err(&th_loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
     assert_non_null(strstr(err, "tls_ca_file"));
 
     cfg.tls_ca_file = ca;
     cfg.tls_cert_file = missing;
-    assert_int_equal(craft_tcp_create_err(&loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
+    assert_int_equal(craft_tcp_create_err(&th_loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
     assert_non_null(strstr(err, "tls_cert_file"));
     assert_non_null(strstr(err, missing));
 
     cfg.tls_cert_file = cert;
     cfg.tls_key_file = other_key; /* not the certificate's key */
-    assert_int_equal(craft_tcp_create_err(&loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
+    assert_int_equal(craft_tcp_create_err(&th_loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
     assert_non_null(strstr(err, "tls_key_file"));
 
     cfg.tls_key_file = key;
     cfg.tls_ca_file = missing;
-    assert_int_equal(craft_tcp_create_err(&loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
+    assert_int_equal(craft_tcp_create_err(&th_loop, &cfg, &t, err, sizeof(err)), CRAFT_EINVAL);
     assert_non_null(strstr(err, "tls_ca_file"));
     assert_null(t);
 
     /* The plain function fails alike, without a message. */
-    assert_int_equal(craft_tcp_create(&loop, &cfg, &t), CRAFT_EINVAL);
+    assert_int_equal(craft_tcp_create(&th_loop, &cfg, &t), CRAFT_EINVAL);
     cfg.tls_ca_file = ca;
-    assert_int_equal(craft_tcp_create_err(&loop, &cfg, &t, NULL, 0), 0);
-    craft_tcp_close(t, closed_cb);
+    assert_int_equal(craft_tcp_create_err(&th_loop, &cfg, &t, NULL, 0), 0);
+    craft_tcp_close(t, th_closed_cb);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tls_peers_exchange_messages_and_stream_a_snapshot,
-                                        setup, teardown),
+                                        setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_peers_without_a_certificate_of_our_ca_are_refused,
-                                        setup, teardown),
+                                        setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_files_that_cannot_be_loaded_are_named_in_the_error,
-                                        setup, teardown),
+                                        setup, th_teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
