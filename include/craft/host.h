@@ -399,6 +399,8 @@ struct craft_group_status {
     uint64_t fsm_applied;     /* applied by the state machine */
     uint64_t snapshot_index;  /* newest snapshot */
     uint64_t pending_proposals, pending_reads;
+    bool failed;      /* stopped after an error (state machine, storage; see the log):
+                         it serves nothing until the process restarts */
     uint32_t n_peers; /* every member but this node */
     struct craft_host_peer peers[CRAFT_MAX_NODES];
 };

@@ -789,6 +789,7 @@ void group_status(struct host_group *g, struct craft_group_status *out)
     memset(out, 0, sizeof(*out));
     craft_raft_status(g->raft, &out->raft);
     out->fsm_applied = apply_fsm_applied(g->ag);
+    out->failed = g->failed;
     out->snapshot_index = apply_snapshot_index(g->ag);
     out->pending_reads = 0;
     out->pending_proposals = pending_count(h);

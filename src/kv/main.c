@@ -400,11 +400,11 @@ int main(int argc, char **argv)
     fprintf(stderr, "craftkv[%" PRIu64 "] %s; data %s; redis %s; http %s; raft %s; members %s\n",
             o.id, how, o.data, o.resp, sc.http_address ? sc.http_address : "off", o.raft,
             o.peers_text);
-    kv_server_run(server);
+    int status = kv_server_run(server);
     fprintf(stderr, "craftkv[%" PRIu64 "] stopping\n", o.id);
     kv_server_destroy(server);
     craft_host_stop(host);
     kv_store_close(the_store);
     fprintf(stderr, "craftkv[%" PRIu64 "] stopped\n", o.id);
-    return 0;
+    return status;
 }

@@ -44,6 +44,8 @@ struct kv_server {
     struct server_counters counters;
     uint64_t started_ms;
     atomic_bool stop_requested;
+    uv_timer_t health_timer;
+    int exit_status; /* 1 once the raft group failed */
 };
 
 /* A reply owed to a connection, in order. */
@@ -980,11 +982,11 @@ static void status_json(struct kv_server *s, struct kv_buf *b)
              ",\"vote\":%" PRIu64 ",\"leader\":%" PRIu64 ",\"commit\":%" PRIu64
              ",\"applied\":%" PRIu64 ",\"fsm_applied\":%" PRIu64 ",\"snapshot_index\":%" PRIu64
              ",\"first_index\":%" PRIu64 ",\"last_index\":%" PRIu64 ",\"lead_transferee\":%" PRIu64
-             ",\"quiesced\":%s,\"read_mode\":\"%s\",",
+             ",\"quiesced\":%s,\"failed\":%s,\"read_mode\":\"%s\",",
              s->cfg.node_id, s->cfg.group_id, craft_role_name(r->role), r->term, r->vote, r->leader,
              r->commit, r->applied, st->fsm_applied, st->snapshot_index, r->first_index,
              r->last_index, r->lead_transferee, r->quiesced ? "true" : "false",
-             s->cfg.lease_reads ? "lease" : "readindex");
+             st->failed ? "true" : "false", s->cfg.lease_reads ? "lease" : "readindex");
     kv_buf_append_str(b, line);
     kv_buf_append_str(b, "\"members\":[");
     /* This node first, then its peers with the leader's view of them. */
@@ -1538,6 +1540,22 @@ static int listen_on(struct kv_server *s, uv_tcp_t *t, const char *address, char
     return 0;
 }
 
+/* Fail-stop: once the raft group has failed (a state machine or storage
+ * error) this node serves nothing; exit so that a supervisor restarts it
+ * (recovery from the log) instead of keeping a process that looks healthy. */
+static void on_health_timer(uv_timer_t *t)
+{
+    struct kv_server *s = t->data;
+    struct craft_group_status *st = malloc(sizeof(*st));
+    if (st != NULL && craft_host_group_status(s->host, s->cfg.group_id, st) == 0 && st->failed) {
+        fprintf(stderr, "craftkv[%" PRIu64 "] the raft group failed (see above): exiting\n",
+                s->cfg.node_id);
+        s->exit_status = 1;
+        begin_stop(s);
+    }
+    free(st);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     (void)signum;
@@ -1583,6 +1601,9 @@ int kv_server_create(const struct kv_server_config *cfg, struct craft_host *host
     s->sigint.data = s->sigterm.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_timer_init(&s->loop, &s->health_timer);
+    s->health_timer.data = s;
+    uv_timer_start(&s->health_timer, on_health_timer, 1000, 1000);
     s->started_ms = uv_now(&s->loop);
     *out = s;
     return 0;
@@ -1603,6 +1624,7 @@ static void on_drain_timer(uv_timer_t *t)
     uv_close((uv_handle_t *)&s->done_async, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->health_timer, NULL);
 }
 
 static void begin_stop(struct kv_server *s)
@@ -1629,7 +1651,7 @@ void kv_server_stop(struct kv_server *s)
 int kv_server_run(struct kv_server *s)
 {
     uv_run(&s->loop, UV_RUN_DEFAULT);
-    return 0;
+    return s->exit_status;
 }
 
 void kv_server_destroy(struct kv_server *s)

@@ -43,7 +43,8 @@ struct kv_server;
 int kv_server_create(const struct kv_server_config *cfg, struct craft_host *host,
                      struct kv_store *store, struct kv_server **out, char *err, size_t err_cap);
 /* Serves until SIGINT/SIGTERM (or kv_server_stop): stops accepting,
- * finishes or fails requests in flight, closes connections, returns. */
+ * finishes or fails requests in flight, closes connections, returns 0. Also
+ * stops, returning 1, once the raft group has failed (fail-stop). */
 int kv_server_run(struct kv_server *s);
 /* Any thread: makes kv_server_run return (as a signal would). */
 void kv_server_stop(struct kv_server *s);

@@ -669,19 +669,33 @@ uint64_t kv_store_last_applied(struct kv_store *s)
     return applied;
 }
 
+/* The store's own codes (KV_STORE_*) overlap craft's: say what failed
+ * here, and give the host CRAFT_EFSM (its errors from the streams pass
+ * through unchanged). */
+static int fsm_error(struct kv_store *s, const char *what, int rc)
+{
+    if (rc == 0 || rc < KV_STORE_ECORRUPT)
+        return rc;
+    fprintf(stderr, "craftkv: store %s failed: %s\n", what,
+            rc == KV_STORE_ENOMEM     ? "out of memory"
+            : rc == KV_STORE_ECORRUPT ? "malformed snapshot"
+                                      : kv_store_error(s));
+    return CRAFT_EFSM;
+}
+
 static int fsm_apply(void *data, struct craft_fsm_entry *entries, size_t n, uint64_t applied)
 {
-    return kv_store_apply(data, entries, n, applied);
+    return fsm_error(data, "apply", kv_store_apply(data, entries, n, applied));
 }
 
 static int fsm_save(void *data, struct craft_writer *w)
 {
-    return kv_store_save(data, w);
+    return fsm_error(data, "save", kv_store_save(data, w));
 }
 
 static int fsm_restore(void *data, struct craft_reader *r, uint64_t applied)
 {
-    return kv_store_restore(data, r, applied);
+    return fsm_error(data, "restore", kv_store_restore(data, r, applied));
 }
 
 static uint64_t fsm_last_applied(void *data)
