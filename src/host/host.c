@@ -113,17 +113,28 @@ void waiter_destroy(struct waiter *w)
 
 /* ---- the request queue ---- */
 
+static void fail_req(struct craft_host *h, struct req *r, int status);
+
 void host_submit(struct craft_host *h, struct req *r)
 {
     r->next = NULL;
     pthread_mutex_lock(&h->req_lock);
+    if (h->loop_closed) {
+        /* The host is stopping and its loop is gone: fail it here. */
+        pthread_mutex_unlock(&h->req_lock);
+        fail_req(h, r, CRAFT_ESTOPPED);
+        free(r->data);
+        free(r);
+        return;
+    }
     if (h->req_tail != NULL)
         h->req_tail->next = r;
     else
         h->req_head = r;
     h->req_tail = r;
-    pthread_mutex_unlock(&h->req_lock);
+    /* Under the lock, so that it never follows the handle's close. */
     uv_async_send(&h->wake);
+    pthread_mutex_unlock(&h->req_lock);
 }
 
 struct host_group *host_find_group(struct craft_host *h, uint64_t id)
@@ -859,6 +870,18 @@ static void close_on_loop(struct craft_host *h)
     pending_expire(h, 0, 0, true, CRAFT_ESTOPPED);
     h->tr->close(h->tr->data);
     h->tr = NULL;
+    pthread_mutex_lock(&h->req_lock);
+    h->loop_closed = true;
+    struct req *left = h->req_head;
+    h->req_head = h->req_tail = NULL;
+    pthread_mutex_unlock(&h->req_lock);
+    while (left != NULL) {
+        struct req *next = left->next;
+        fail_req(h, left, CRAFT_ESTOPPED);
+        free(left->data);
+        free(left);
+        left = next;
+    }
     uv_close((uv_handle_t *)&h->wake, NULL);
     uv_close((uv_handle_t *)&h->tick_timer, NULL);
     uv_close((uv_handle_t *)&h->prepare, NULL);

@@ -299,6 +299,7 @@ struct craft_host {
 
     pthread_mutex_t req_lock;
     struct req *req_head, *req_tail;
+    bool loop_closed; /* under req_lock: requests fail at once */
 
     pthread_mutex_t pending_lock;
     struct u64map pending; /* key -> struct pending * */
