@@ -352,6 +352,10 @@ class Cluster:
         ports = free_ports(3 * size)
         self.nodes = []
         for i in range(size):
+            # A run starts from empty nodes: data left by an earlier run in
+            # the same directory would restart the old cluster, whose address
+            # book names ports that are gone (no leader ever).
+            shutil.rmtree(os.path.join(workdir, "n%d" % (i + 1)), ignore_errors=True)
             data_dir = os.path.join(workdir, "n%d" % (i + 1), "data")
             os.makedirs(data_dir, exist_ok=True)
             self.nodes.append(Node(i, host, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2],
