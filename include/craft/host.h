@@ -37,8 +37,9 @@
  * names the leader when known: ask it), CRAFT_EBUSY (a queue or limit is
  * full: retry later), CRAFT_ETIMEDOUT (no answer in time: the proposal may or
  * may not have been applied; retry with a session to be sure it applies
- * once), CRAFT_ENOGROUP (no such group on this host), CRAFT_ESTOPPED (the
- * host or the group is stopping).
+ * once), CRAFT_ENOLEADER (no leader appeared before the timeout: the request
+ * was never proposed, so it was not applied), CRAFT_ENOGROUP (no such group on this host),
+ * CRAFT_ESTOPPED (the host or the group is stopping).
  */
 #ifndef CRAFT_HOST_H
 #define CRAFT_HOST_H
@@ -63,6 +64,9 @@ extern "C" {
 #define CRAFT_EEXIST (-103)    /* the group is already started */
 #define CRAFT_ESESSION (-104)  /* the session is unknown, expired or out of order */
 #define CRAFT_EFSM (-105)      /* the state machine failed (see the host log) */
+#define CRAFT_ENOLEADER                                                                            \
+    (-106) /* no leader appeared in time; the request was never                                    \
+              proposed (not applied): retry later */
 
 /* Like craft_strerror, and knows every craft code (host, storage, codec). */
 const char *craft_host_strerror(int rc);

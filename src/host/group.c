@@ -459,6 +459,24 @@ static void add_retry(struct host_group *g, uint64_t key, bool is_read, void *da
     g->n_retry++;
 }
 
+bool group_retry_drop(struct host_group *g, uint64_t key)
+{
+    for (struct retry **pp = &g->retry_head, *prev = NULL; *pp != NULL;
+         prev = *pp, pp = &(*pp)->next) {
+        struct retry *r = *pp;
+        if (r->key != key)
+            continue;
+        *pp = r->next;
+        if (g->retry_tail == r)
+            g->retry_tail = prev;
+        g->n_retry--;
+        free(r->data);
+        free(r);
+        return true;
+    }
+    return false;
+}
+
 /* Proposals and reads that met no leader try again (on ticks and when a
  * leader appears) until they succeed or time out. */
 static void retry_waiting(struct host_group *g)

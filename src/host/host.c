@@ -72,6 +72,8 @@ const char *craft_host_strerror(int rc)
         return "unknown, expired or out-of-order session";
     case CRAFT_EFSM:
         return "the state machine failed: the group stopped (see the log)";
+    case CRAFT_ENOLEADER:
+        return "no leader in time: the request was not applied (retry later)";
     default:
         return craft_storage_strerror(rc);
     }

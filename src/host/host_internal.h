@@ -197,6 +197,9 @@ void group_status(struct host_group *g, struct craft_group_status *out);
 void group_step(struct host_group *g, const struct craft_message *m);
 void group_unreachable(struct host_group *g, uint64_t node_id);
 struct host_group *host_find_group(struct craft_host *h, uint64_t id);
+/* Drops key from g's requests waiting for a leader: true if it was there
+ * (so it was never proposed). */
+bool group_retry_drop(struct host_group *g, uint64_t key);
 
 /* ---- apply thread (apply.c) ---- */
 

@@ -73,7 +73,12 @@ void pending_expire(struct craft_host *h, uint64_t now, uint64_t group_id, bool 
     for (size_t i = 0; i < n_expired; i++) {
         struct host_group *g = host_find_group(h, list[i]->group_id);
         uint64_t leader = g != NULL && g->raft != NULL ? craft_raft_leader(g->raft) : 0;
-        pending_complete(h, list[i], status, leader, 0, NULL);
+        int st = status;
+        /* A timed-out request still waiting for a leader was never handed to
+         * the core: say so, since then it surely did not apply. */
+        if (status == CRAFT_ETIMEDOUT && g != NULL && group_retry_drop(g, list[i]->key))
+            st = CRAFT_ENOLEADER;
+        pending_complete(h, list[i], st, leader, 0, NULL);
     }
     free(list);
 }

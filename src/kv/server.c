@@ -152,9 +152,10 @@ static void reply_error(struct conn *c, const char *msg)
 static const char *host_error_text(int status, uint64_t leader, char *buf, size_t cap)
 {
     switch (status) {
+    case CRAFT_ENOLEADER:
+        return "CLUSTERDOWN no leader: the cluster has no leader right now (not applied), retry "
+               "later";
     case CRAFT_ETIMEDOUT:
-        if (leader == 0)
-            return "CLUSTERDOWN no leader: the cluster has no leader right now, retry later";
         return "TIMEOUT the request timed out: it may or may not have been applied";
     case CRAFT_EBUSY:
         return "BUSY the cluster is overloaded, retry later";
@@ -953,6 +954,8 @@ static int http_status_of(int rc)
     switch (rc) {
     case CRAFT_ETIMEDOUT:
         return 504;
+    case CRAFT_ENOLEADER:
+        return 503;
     case CRAFT_ENOTLEADER:
     case CRAFT_EDROPPED:
     case CRAFT_EBUSY:

@@ -37,16 +37,17 @@ import time
 #   or read that the raft core refused on the spot (CRAFT_ENOTLEADER /
 #   CRAFT_EDROPPED from craft_raft_propose with a leader known): the command
 #   entered no log.  Definite.
-# * ``-CLUSTERDOWN no leader: ...`` is returned both for a refusal with no
-#   leader known AND for a request that waited (the host retries a proposal
-#   that met no leader, and may have proposed it by then) and timed out while
-#   no leader was known.  The two cannot be told apart: unknown.
+# * ``-CLUSTERDOWN no leader: ...`` is returned for a refusal with no leader
+#   known, and for a request that waited for a leader until its timeout
+#   without ever being proposed (CRAFT_ENOLEADER: the host tells it apart
+#   from a proposal that entered a log and then timed out, which is
+#   ``-TIMEOUT``).  Definite.
 # * ``-TIMEOUT ...`` (the server's own request timeout): unknown.
 # * ``-BUSY``, ``-SHUTDOWN``, ``-ERR <host error>``: unknown (not needed to be
 #   definite, and "unknown" is always sound for the checker).
 #
 # The fake server (fake_server.py) never answers an error to GET/SET/CAS.
-DEFINITE_ERRORS = ("NOTLEADER",)
+DEFINITE_ERRORS = ("NOTLEADER", "CLUSTERDOWN")
 
 DEFAULT_TIMEOUT = 1.0
 

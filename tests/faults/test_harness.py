@@ -123,10 +123,10 @@ class Driver(unittest.TestCase):
         self.assertEqual(c("write", driver.ReplyError("NOTLEADER the leader is node 2"))[0],
                          "fail")
         self.assertEqual(c("write", driver.ReplyError("NOTLEADER 10.0.0.1:7000"))[0], "fail")
-        # craftkv answers CLUSTERDOWN also after a proposal waited and timed
-        # out with no leader known: it may have applied.
+        # CLUSTERDOWN: never proposed (a proposal that entered a log and then
+        # timed out is TIMEOUT), so definitely not applied.
         self.assertEqual(c("write", driver.ReplyError(
-            "CLUSTERDOWN no leader: the cluster has no leader right now, retry later"))[0], "info")
+            "CLUSTERDOWN no leader: the cluster has no leader right now, retry later"))[0], "fail")
         self.assertEqual(c("write", driver.ReplyError(
             "TIMEOUT the request timed out: it may or may not have been applied"))[0], "info")
         self.assertEqual(c("cas", driver.ReplyError("BUSY the cluster is overloaded"))[0], "info")

@@ -456,6 +456,34 @@ static void test_a_replaced_log_store_serves_the_host(void **state)
     cluster_free(c);
 }
 
+/* With no leader, a proposal waits and then fails as never proposed
+ * (CRAFT_ENOLEADER: surely not applied), not as an unknown timeout. */
+static void test_no_leader_is_a_definite_failure(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(1, 0);
+    struct craft_member members[3] = {
+        {.id = 1, .address = c->nodes[0].address, .role = CRAFT_ROLE_FOLLOWER},
+        {.id = 2, .address = "127.0.0.1:1", .role = CRAFT_ROLE_FOLLOWER},
+        {.id = 3, .address = "127.0.0.1:2", .role = CRAFT_ROLE_FOLLOWER},
+    };
+    struct craft_group_config g;
+    craft_group_config_init(&g);
+    g.group_id = 5;
+    g.start = CRAFT_GROUP_BOOTSTRAP;
+    g.members = members;
+    g.n_members = 3;
+    g.fsm_factory = factory;
+    g.fsm_arg = &c->nodes[0];
+    char err[256];
+    assert_int_equal(craft_host_start_group(c->nodes[0].host, &g, err, sizeof(err)), 0);
+    uint64_t leader = 99;
+    assert_int_equal(craft_host_propose_sync(c->nodes[0].host, 5, NULL, "x", 1, 300, NULL, &leader),
+                     CRAFT_ENOLEADER);
+    assert_int_equal(leader, 0);
+    cluster_free(c);
+}
+
 static void test_errors_say_what_to_do(void **state)
 {
     (void)state;
@@ -492,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_session_applies_a_retry_once),
         cmocka_unit_test(test_64_groups_at_once),
         cmocka_unit_test(test_a_replaced_log_store_serves_the_host),
+        cmocka_unit_test(test_no_leader_is_a_definite_failure),
         cmocka_unit_test(test_errors_say_what_to_do),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
