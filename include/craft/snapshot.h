@@ -83,6 +83,10 @@ struct craft_snapshot_reader;
  * (with a log line) damaged ones. CRAFT_STORAGE_ENOENT if there is none. */
 int craft_snapshot_open_newest(struct craft_snapshot_store *store, uint64_t group,
                                struct craft_snapshot_reader **out);
+/* Opens group's snapshot (index, term) exactly, verified as above;
+ * CRAFT_STORAGE_ENOENT if it is absent or damaged. */
+int craft_snapshot_open(struct craft_snapshot_store *store, uint64_t group, uint64_t index,
+                        uint64_t term, struct craft_snapshot_reader **out);
 const struct craft_snapshot_meta *craft_snapshot_reader_meta(const struct craft_snapshot_reader *r);
 uint64_t craft_snapshot_reader_size(const struct craft_snapshot_reader *r); /* data bytes */
 /* Reads the next bytes of data, at most cap; *n is 0 at the end. */
@@ -115,6 +119,10 @@ struct craft_snapshot_iface {
      * (valid until reader_close). CRAFT_STORAGE_ENOENT if there is none. */
     int (*open_newest)(void *data, uint64_t group, void **reader,
                        const struct craft_snapshot_meta **meta);
+    /* Group's snapshot (index, term) exactly (may be NULL: the host then
+     * uses open_newest and checks it is that one). */
+    int (*open)(void *data, uint64_t group, uint64_t index, uint64_t term, void **reader,
+                const struct craft_snapshot_meta **meta);
     int (*read)(void *reader, void *buf, size_t cap, size_t *n); /* *n 0 at the end */
     void (*reader_close)(void *reader);
     /* A new snapshot of group with meta; data written in order from offset 0;

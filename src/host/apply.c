@@ -436,14 +436,17 @@ static int take_snapshot(struct apply_group *ag, uint64_t *index)
     return 0;
 }
 
-/* Restores the group's newest snapshot (at least min_index). */
-static int restore_snapshot(struct apply_group *ag, uint64_t min_index)
+/* Restores the group's snapshot (index, term) exactly when term is not 0
+ * (one the core installed), else its newest one (at least min_index). */
+static int restore_snapshot(struct apply_group *ag, uint64_t min_index, uint64_t term)
 {
     struct craft_host *h = ag->h;
     void *r = NULL;
     const struct craft_snapshot_meta *meta = NULL;
     pthread_mutex_lock(&h->snap_lock);
-    int rc = h->snaps->open_newest(h->snaps->data, ag->group_id, &r, &meta);
+    int rc = term != 0 && h->snaps->open != NULL
+                 ? h->snaps->open(h->snaps->data, ag->group_id, min_index, term, &r, &meta)
+                 : h->snaps->open_newest(h->snaps->data, ag->group_id, &r, &meta);
     pthread_mutex_unlock(&h->snap_lock);
     if (rc != 0)
         return rc;
@@ -762,7 +765,7 @@ static void run_task(struct craft_host *h, struct apply_task *t)
     case TASK_RESTORE: {
         if (ag->failed)
             break;
-        int rc = restore_snapshot(ag, t->index);
+        int rc = restore_snapshot(ag, t->index, t->key); /* key: the term, 0 for newest */
         if (rc != 0) {
             fail_group(ag, rc, "snapshot restore");
             break;

@@ -338,8 +338,8 @@ static void finish_ready(struct host_group *g)
     struct craft_host *h = g->h;
     if (!g->messages_sent)
         send_messages(g);
-    if (g->rd.snapshot != NULL &&
-        apply_task_submit(h, g->ag, TASK_RESTORE, 0, g->rd.snapshot->index, NULL) != 0) {
+    if (g->rd.snapshot != NULL && apply_task_submit(h, g->ag, TASK_RESTORE, g->rd.snapshot->term,
+                                                    g->rd.snapshot->index, NULL) != 0) {
         g->in_ready = false;
         group_fail(g, CRAFT_ENOMEM, "restore");
         return;

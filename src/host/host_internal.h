@@ -205,7 +205,7 @@ bool group_retry_drop(struct host_group *g, uint64_t key);
 
 enum apply_task_type {
     TASK_APPLY = 1, /* committed entries (copied) */
-    TASK_RESTORE,   /* restore from the group's newest snapshot */
+    TASK_RESTORE,   /* restore snapshot (index, term = key); key 0: the newest */
     TASK_READ,      /* a read at index: complete once applied >= index */
     TASK_SNAPSHOT,  /* take a snapshot now (key 0: automatic) */
     TASK_STOP,      /* close the state machine, free the apply state */

@@ -69,7 +69,11 @@ static void open_work(uv_work_t *w)
     struct craft_host *h = job->h;
     const struct craft_snapshot_meta *meta = NULL;
     pthread_mutex_lock(&h->snap_lock);
-    job->rc = h->snaps->open_newest(h->snaps->data, job->group_id, &job->reader, &meta);
+    if (h->snaps->open != NULL) /* exactly the one the core names */
+        job->rc = h->snaps->open(h->snaps->data, job->group_id, job->meta.index, job->meta.term,
+                                 &job->reader, &meta);
+    else
+        job->rc = h->snaps->open_newest(h->snaps->data, job->group_id, &job->reader, &meta);
     pthread_mutex_unlock(&h->snap_lock);
     if (job->rc == 0 && (meta->index != job->meta.index || meta->term != job->meta.term)) {
         /* The log names another snapshot than the newest file: the marker

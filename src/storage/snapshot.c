@@ -592,6 +592,20 @@ out:
     return rc;
 }
 
+int craft_snapshot_open(struct craft_snapshot_store *store, uint64_t group, uint64_t index,
+                        uint64_t term, struct craft_snapshot_reader **out)
+{
+    struct craft_snapshot_info info = {.group = group, .index = index, .term = term};
+    char why[320];
+    int rc = open_verified(store, &info, out, why, sizeof(why));
+    if (rc != 0 && rc != CRAFT_ENOMEM) {
+        set_err(store, "group %" PRIu64 ": snapshot %" PRIu64 "/%" PRIu64 ": %s", group, index,
+                term, why);
+        rc = CRAFT_STORAGE_ENOENT;
+    }
+    return rc;
+}
+
 int craft_snapshot_open_newest(struct craft_snapshot_store *store, uint64_t group,
                                struct craft_snapshot_reader **out)
 {
@@ -743,6 +757,18 @@ static int iface_open_newest(void *data, uint64_t group, void **reader,
     return rc;
 }
 
+static int iface_open(void *data, uint64_t group, uint64_t index, uint64_t term, void **reader,
+                      const struct craft_snapshot_meta **meta)
+{
+    struct craft_snapshot_reader *r = NULL;
+    int rc = craft_snapshot_open(data, group, index, term, &r);
+    if (rc == 0) {
+        *reader = r;
+        *meta = craft_snapshot_reader_meta(r);
+    }
+    return rc;
+}
+
 static int iface_read(void *reader, void *buf, size_t cap, size_t *n)
 {
     return craft_snapshot_read(reader, buf, cap, n);
@@ -803,6 +829,7 @@ struct craft_snapshot_iface *craft_snapshot_store_iface(struct craft_snapshot_st
     store->iface = (struct craft_snapshot_iface){
         .data = store,
         .open_newest = iface_open_newest,
+        .open = iface_open,
         .read = iface_read,
         .reader_close = iface_reader_close,
         .write_begin = iface_write_begin,

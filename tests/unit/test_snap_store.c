@@ -183,6 +183,19 @@ static void test_newest_n_are_kept(void **state)
     assert_int_equal(craft_snapshot_list(f->store, 4, info, 8, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(info[0].index, 50);
+
+    /* One snapshot by (index, term), not just the newest: the older kept
+     * one opens; a deleted one, or a wrong term, does not. */
+    struct craft_snapshot_reader *r = NULL;
+    assert_int_equal(craft_snapshot_open(f->store, 3, 40, 1, &r), 0);
+    assert_int_equal(craft_snapshot_reader_meta(r)->index, 40);
+    craft_snapshot_reader_close(r);
+    assert_int_equal(craft_snapshot_open(f->store, 3, 30, 1, &r), CRAFT_STORAGE_ENOENT);
+    assert_int_equal(craft_snapshot_open(f->store, 3, 50, 2, &r), CRAFT_STORAGE_ENOENT);
+    /* Everything of a group goes with keep 0. */
+    assert_int_equal(craft_snapshot_retain(f->store, 4, 0), 0);
+    assert_int_equal(craft_snapshot_list(f->store, 4, info, 8, &n), 0);
+    assert_int_equal(n, 0);
 }
 
 static void flip(const char *path, long off)
