@@ -152,6 +152,10 @@ int host_snapshot_begin(void *data, uint64_t group_id, const struct craft_messag
     struct host_group *g = host_find_group(h, group_id);
     if (g == NULL || g->stopping || g->failed || m->snapshot == NULL)
         return CRAFT_ENOGROUP;
+    /* Not for this node, or not newer than what it applied: refused before
+     * a byte is stored. */
+    if (m->to != h->cfg.node_id || m->snapshot->index <= craft_raft_commit(g->raft))
+        return CRAFT_EINVAL;
     struct sink *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return CRAFT_ENOMEM;
