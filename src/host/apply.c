@@ -66,6 +66,18 @@ struct apply_group {
     size_t batch_cap;
 };
 
+/* Tells the loop thread about this group (a snapshot taken, a failure...);
+ * a lost notice (out of memory) is retried or harmless by design. */
+static void tell_loop(struct apply_group *ag, uint32_t type, const struct craft_snapshot_meta *meta)
+{
+    struct req *r = req_new(type, ag->group_id);
+    if (r == NULL)
+        return;
+    if (meta != NULL)
+        r->meta = *meta;
+    host_submit(ag->h, r);
+}
+
 uint64_t apply_fsm_applied(const struct apply_group *ag)
 {
     return atomic_load(&((struct apply_group *)ag)->fsm_applied);
@@ -254,9 +266,8 @@ static int set_group_address(struct apply_group *ag, uint64_t node, const char *
         return rc;
     }
     if (node != ag->h->cfg.node_id) {
-        struct req *r = calloc(1, sizeof(*r));
+        struct req *r = req_new(REQ_SET_ADDRESS, 0);
         if (r != NULL) {
-            r->type = REQ_SET_ADDRESS;
             r->node_id = node;
             snprintf(r->address, sizeof(r->address), "%s", address);
             host_submit(ag->h, r);
@@ -426,13 +437,7 @@ static int take_snapshot(struct apply_group *ag, uint64_t *index)
     atomic_store(&ag->snapshot_index, meta.index);
     atomic_fetch_add(&h->metrics.snapshots_taken, 1);
     ag->since_snapshot = 0;
-    struct req *r = calloc(1, sizeof(*r));
-    if (r != NULL) {
-        r->type = REQ_SNAPSHOT_TAKEN;
-        r->group_id = ag->group_id;
-        r->meta = meta;
-        host_submit(h, r);
-    }
+    tell_loop(ag, REQ_SNAPSHOT_TAKEN, &meta);
     return 0;
 }
 
@@ -493,12 +498,7 @@ static void fail_group(struct apply_group *ag, int rc, const char *what)
     ag->failed = true;
     host_log(ag->h, CRAFT_HOST_LOG_ERROR, "group %llu: %s failed (%s): the group stops",
              (unsigned long long)ag->group_id, what, craft_host_strerror(rc));
-    struct req *r = calloc(1, sizeof(*r));
-    if (r != NULL) {
-        r->type = REQ_GROUP_FAILED;
-        r->group_id = ag->group_id;
-        host_submit(ag->h, r);
-    }
+    tell_loop(ag, REQ_GROUP_FAILED, NULL);
 }
 
 static void complete_key(struct apply_group *ag, uint64_t key, int status, uint64_t index,
@@ -809,12 +809,7 @@ static void run_task(struct craft_host *h, struct apply_task *t)
         if (t->index == 1) {
             /* The group's data is being removed: no snapshot of it can be
              * written any more, so the loop may delete its files. */
-            struct req *r = calloc(1, sizeof(*r));
-            if (r != NULL) {
-                r->type = REQ_REMOVE_SNAPSHOTS;
-                r->group_id = ag->group_id;
-                host_submit(h, r);
-            }
+            tell_loop(ag, REQ_REMOVE_SNAPSHOTS, NULL);
         }
         clear_tables(ag);
         free(ag->batch);

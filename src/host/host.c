@@ -117,6 +117,16 @@ void waiter_destroy(struct waiter *w)
 
 static void fail_req(struct craft_host *h, struct req *r, int status);
 
+struct req *req_new(uint32_t type, uint64_t group_id)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->type = type;
+        r->group_id = group_id;
+    }
+    return r;
+}
+
 void host_submit(struct craft_host *h, struct req *r)
 {
     r->next = NULL;
@@ -307,10 +317,9 @@ int craft_host_set_address(struct craft_host *h, uint64_t node_id, const char *a
     if (node_id == 0 || address == NULL || strlen(address) > HOST_ADDRESS_MAX ||
         craft_tcp_parse_address(address, &sa) != 0)
         return CRAFT_EINVAL;
-    struct req *r = calloc(1, sizeof(*r));
+    struct req *r = req_new(REQ_SET_ADDRESS, 0);
     if (r == NULL)
         return CRAFT_ENOMEM;
-    r->type = REQ_SET_ADDRESS;
     r->node_id = node_id;
     snprintf(r->address, sizeof(r->address), "%s", address);
     host_submit(h, r);
@@ -893,11 +902,9 @@ void craft_host_stop(struct craft_host *h)
 {
     if (h == NULL || host_on_own_thread())
         return;
-    struct req *r = calloc(1, sizeof(*r));
-    if (r != NULL) {
-        r->type = REQ_STOP_HOST;
+    struct req *r = req_new(REQ_STOP_HOST, 0);
+    if (r != NULL)
         (void)sync_request(h, r);
-    }
     for (;;) {
         size_t n = 0;
         if (craft_host_groups(h, NULL, 0, &n) != 0 || n == 0)
@@ -928,21 +935,18 @@ void craft_host_stop(struct craft_host *h)
 
 int craft_host_group_status(struct craft_host *h, uint64_t group_id, struct craft_group_status *out)
 {
-    struct req *r = calloc(1, sizeof(*r));
+    struct req *r = req_new(REQ_STATUS, group_id);
     if (r == NULL)
         return CRAFT_ENOMEM;
-    r->type = REQ_STATUS;
-    r->group_id = group_id;
     r->status_out = out;
     return sync_request(h, r);
 }
 
 int craft_host_groups(struct craft_host *h, uint64_t *ids, size_t cap, size_t *n)
 {
-    struct req *r = calloc(1, sizeof(*r));
+    struct req *r = req_new(REQ_GROUPS, 0);
     if (r == NULL)
         return CRAFT_ENOMEM;
-    r->type = REQ_GROUPS;
     r->ids = ids;
     r->cap = cap;
     r->n = n;
@@ -958,11 +962,9 @@ int craft_host_start_group(struct craft_host *h, const struct craft_group_config
         err_cap = sizeof(scratch);
     }
     err[0] = '\0';
-    struct req *r = calloc(1, sizeof(*r));
+    struct req *r = req_new(REQ_START_GROUP, cfg->group_id);
     if (r == NULL)
         return CRAFT_ENOMEM;
-    r->type = REQ_START_GROUP;
-    r->group_id = cfg->group_id;
     r->group_cfg = cfg;
     r->err = err;
     r->err_cap = err_cap;
@@ -971,11 +973,9 @@ int craft_host_start_group(struct craft_host *h, const struct craft_group_config
 
 static int stop_group(struct craft_host *h, uint64_t group_id, bool remove_data)
 {
-    struct req *r = calloc(1, sizeof(*r));
+    struct req *r = req_new(REQ_STOP_GROUP, group_id);
     if (r == NULL)
         return CRAFT_ENOMEM;
-    r->type = REQ_STOP_GROUP;
-    r->group_id = group_id;
     r->node_id = remove_data ? 1 : 0;
     return sync_request(h, r);
 }

@@ -133,6 +133,8 @@ struct req {
     struct req *next;
 };
 
+/* A zeroed request of type for group_id (0: none); NULL if out of memory. */
+struct req *req_new(uint32_t type, uint64_t group_id);
 void host_submit(struct craft_host *h, struct req *r);
 void waiter_init(struct waiter *w);
 void waiter_signal(struct waiter *w, int status);
