@@ -688,6 +688,7 @@ void group_handle_req(struct host_group *g, struct req *r)
             fail_now(g, r, CRAFT_ENOMEM);
             break;
         }
+        g->n_transfers++;
         int rc = craft_raft_transfer_leader(g->raft, r->node_id);
         if (rc != 0)
             fail_pending(g->h, r->key, rc, craft_raft_leader(g->raft));
@@ -738,23 +739,29 @@ void group_handle_req(struct host_group *g, struct req *r)
 
 static void check_transfer(struct host_group *g)
 {
-    /* Transfers are rare: scan the table only while one may be pending. */
+    /* Transfers are rare: the table is scanned only while one of this
+     * group's may be pending (the scan recounts them, so ones that timed
+     * out stop the scans). */
     struct craft_host *h = g->h;
     uint64_t leader = craft_raft_leader(g->raft);
-    if (leader == 0)
+    if (g->n_transfers == 0 || leader == 0)
         return;
     uint64_t done_key = 0;
+    uint32_t still = 0;
     pthread_mutex_lock(&h->pending_lock);
     size_t it = 0;
     uint64_t key;
     struct pending *p;
     while ((p = u64map_next(&h->pending, &it, &key)) != NULL) {
-        if (p->kind == PENDING_TRANSFER && p->group_id == g->id && p->target == leader) {
+        if (p->kind != PENDING_TRANSFER || p->group_id != g->id)
+            continue;
+        if (p->target == leader && done_key == 0)
             done_key = key;
-            break;
-        }
+        else
+            still++;
     }
     pthread_mutex_unlock(&h->pending_lock);
+    g->n_transfers = still;
     if (done_key != 0) {
         struct pending *d = pending_take(h, done_key);
         if (d != NULL)

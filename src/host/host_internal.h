@@ -183,6 +183,7 @@ struct host_group {
     bool remove_data;
     uint64_t snapshot_requested_tick; /* when a snapshot naming a new member was asked for */
     uint64_t ticks;
+    uint32_t n_transfers; /* leader transfers that may be pending (check_transfer) */
 };
 
 int group_start(struct craft_host *h, const struct craft_group_config *cfg, char *err,
